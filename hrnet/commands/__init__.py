@@ -1,0 +1,1 @@
+"""Subcommands of the `hrnet` CLI (one module each)."""

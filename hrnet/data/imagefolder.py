@@ -1,0 +1,82 @@
+"""ImageNet / ImageFolder classification datasets: ``root/<split>/<class>/<image>``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from hrnet.data.io import IMAGE_EXTENSIONS, read_image
+from hrnet.errors import HRNetError
+
+__all__ = ["ImageFolderDataset"]
+
+
+class ImageFolderDataset(Dataset):
+    """Images sorted into one folder per class, as ImageNet's ``train/`` and ``val/`` trees.
+
+    Classes are the sorted sub-folder names of ``root/split``; ``class_to_idx`` maps them to
+    labels ``0..C-1``. Files whose names do not end in an image extension are ignored; hidden
+    files and folders (starting with ``.``) too.
+
+    Items are ``(image, label)``: without ``transforms`` the image is a ``tv_tensors.Image``
+    uint8 ``[3, H, W]`` RGB (grayscale, CMYK, palette and alpha converted, EXIF orientation
+    applied) and the label an ``int``; with ``transforms`` both go through
+    ``transforms(image, label)`` (a torchvision v2 transform passes the label through).
+
+    Args:
+        root: the dataset folder (holding ``train/`` and ``val/``).
+        split: the sub-folder to read.
+        transforms: called as ``transforms(image, label) -> (image, label)``.
+
+    Raises:
+        HRNetError: the split folder is missing or holds no class folder with images.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        *,
+        transforms: Callable[[Any, int], tuple[Any, int]] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.split = split
+        self.transforms = transforms
+        folder = self.root / split
+        if not folder.is_dir():
+            raise HRNetError(f"{folder}: split folder not found (expected {self.root}/<split>/<class>/<image>)")
+        self.classes: list[str] = sorted(
+            p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
+        if not self.classes:
+            raise HRNetError(f"{folder}: no class folders")
+        self.class_to_idx: dict[str, int] = {c: i for i, c in enumerate(self.classes)}
+        self.samples: list[tuple[Path, int]] = []
+        for cls in self.classes:
+            for path in sorted((folder / cls).rglob("*")):
+                if path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".") and path.is_file():
+                    self.samples.append((path, self.class_to_idx[cls]))
+        if not self.samples:
+            raise HRNetError(f"{folder}: no images in the class folders")
+
+    @property
+    def targets(self) -> list[int]:
+        """The label of every sample, in order."""
+        return [label for _, label in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path, label = self.samples[index]
+        image = read_image(path, record=f"class {self.classes[label]!r}")
+        if self.transforms is not None:
+            return self.transforms(image, label)
+        return image, label
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, images={len(self)}, classes={len(self.classes)})"

@@ -1,0 +1,298 @@
+"""Input pipelines per task (the recipes of the HRNet papers) and the batch collate functions.
+
+All pipelines are torchvision ``transforms.v2`` compositions called as
+``transforms(image, target)``: boxes (``tv_tensors.BoundingBoxes``) and masks
+(``tv_tensors.Mask``) inside the target move with the image. Images enter as
+``tv_tensors.Image`` uint8 ``[3, H, W]`` (or PIL) and leave as float32 ``[3, H, W]``,
+normalised with the ImageNet mean/std for every task but detection, whose images leave in
+0..1 (torchvision detection models normalise internally).
+
+The pose and landmark pipelines are top-down affine crops around a centre/scale; they are
+written here (no equivalent in torchvision) with their heatmap targets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torchvision.transforms.v2 as T
+import torchvision.transforms.v2.functional as F
+from torchvision import tv_tensors
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "RandomCropCatMax",
+    "RandomRescale",
+    "classification_eval_transforms",
+    "classification_train_transforms",
+    "collate_classification",
+    "collate_detection",
+    "collate_segmentation",
+    "detection_eval_transforms",
+    "detection_train_transforms",
+    "segmentation_eval_transforms",
+    "segmentation_train_transforms",
+]
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+def _to_float(mean: Sequence[float] | None, std: Sequence[float] | None) -> list[T.Transform]:
+    """uint8 image -> float32 in 0..1, then normalised when mean/std are given (images only)."""
+    steps: list[T.Transform] = [T.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True)]
+    if mean is not None and std is not None:
+        steps.append(T.Normalize(mean=list(mean), std=list(std)))
+    return steps
+
+
+# --------------------------------------------------------------------------------------------
+# classification
+
+
+def classification_train_transforms(
+    *,
+    size: int = 224,
+    scale: tuple[float, float] = (0.08, 1.0),
+    hflip_prob: float = 0.5,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> T.Compose:
+    """ImageNet training: RandomResizedCrop(``size``, ``scale``) + horizontal flip + normalise.
+
+    Output image: float32 ``[3, size, size]``. For the 32x32 ``digits`` set use ``size=32``,
+    ``scale=(0.6, 1.0)`` and ``hflip_prob=0`` (mirrored digits are other symbols).
+    """
+    steps: list[T.Transform] = [T.ToImage(), T.RandomResizedCrop(size, scale=scale, antialias=True)]
+    if hflip_prob > 0:
+        steps.append(T.RandomHorizontalFlip(hflip_prob))
+    return T.Compose(steps + _to_float(mean, std))
+
+
+def classification_eval_transforms(
+    *,
+    size: int = 224,
+    resize_size: int | None = None,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> T.Compose:
+    """ImageNet evaluation: resize the short side to ``resize_size`` then centre-crop ``size``.
+
+    ``resize_size`` defaults to ``round(size * 256 / 224)`` (256 for 224). Output image:
+    float32 ``[3, size, size]``.
+    """
+    resize_size = round(size * 256 / 224) if resize_size is None else resize_size
+    steps: list[T.Transform] = [T.ToImage(), T.Resize(resize_size, antialias=True), T.CenterCrop(size)]
+    return T.Compose(steps + _to_float(mean, std))
+
+
+def collate_classification(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[(image [3,H,W], label)]`` -> ``(images float [B,3,H,W], labels int64 [B])``."""
+    images = torch.stack([torch.as_tensor(image) for image, _ in batch])
+    labels = torch.as_tensor([int(label) for _, label in batch], dtype=torch.int64)
+    return images.as_subclass(torch.Tensor), labels
+
+
+# --------------------------------------------------------------------------------------------
+# segmentation
+
+
+class RandomRescale(T.Transform):
+    """Rescale by a random ratio of a base size, keeping the aspect ratio (masks: nearest).
+
+    The image is scaled so that it fits in ``ratio * base_size`` (``(height, width)``, the long
+    and short sides compared as such), ratio drawn uniformly from ``ratio_range``. Without a
+    base size the ratio applies to the image's own size.
+    """
+
+    def __init__(self, *, base_size: tuple[int, int] | None, ratio_range: tuple[float, float] = (0.5, 2.0)) -> None:
+        super().__init__()
+        self.base_size = base_size
+        self.ratio_range = ratio_range
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        height, width = _canvas_size(flat_inputs)
+        ratio = float(torch.empty(()).uniform_(*self.ratio_range))
+        if self.base_size is None:
+            factor = ratio
+        else:
+            long_side, short_side = max(self.base_size) * ratio, min(self.base_size) * ratio
+            factor = min(long_side / max(height, width), short_side / min(height, width))
+        return {"size": [max(1, round(height * factor)), max(1, round(width * factor))]}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return self._call_kernel(F.resize, inpt, size=params["size"], antialias=True)
+
+
+class RandomCropCatMax(T.Transform):
+    """Random crop of ``size`` where no single class covers more than ``cat_max_ratio``.
+
+    Up to 10 crops are drawn; the first whose most frequent non-ignored class covers at most
+    ``cat_max_ratio`` of the labelled pixels (and that holds more than one class) is kept,
+    otherwise the last one. Inputs smaller than ``size`` are padded afterwards: image with 0,
+    mask with ``ignore_index``.
+    """
+
+    def __init__(self, size: tuple[int, int], *, cat_max_ratio: float = 0.75, ignore_index: int = 255) -> None:
+        super().__init__()
+        self.size = (int(size[0]), int(size[1]))
+        self.cat_max_ratio = cat_max_ratio
+        self.ignore_index = ignore_index
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        height, width = _canvas_size(flat_inputs)
+        crop_h, crop_w = min(self.size[0], height), min(self.size[1], width)
+        masks = [x for x in flat_inputs if isinstance(x, tv_tensors.Mask)]
+        for _ in range(10):
+            top = int(torch.randint(0, height - crop_h + 1, ()))
+            left = int(torch.randint(0, width - crop_w + 1, ()))
+            if not masks or self.cat_max_ratio >= 1.0:
+                break
+            crop = masks[0][..., top : top + crop_h, left : left + crop_w]
+            _, counts = torch.unique(crop[crop != self.ignore_index], return_counts=True)
+            if len(counts) > 1 and counts.max() / counts.sum() < self.cat_max_ratio:
+                break
+        pad = [0, 0, self.size[1] - crop_w, self.size[0] - crop_h]  # left, top, right, bottom
+        return {"top": top, "left": left, "height": crop_h, "width": crop_w, "pad": pad}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        out = self._call_kernel(F.crop, inpt, params["top"], params["left"], params["height"], params["width"])
+        if any(params["pad"]):
+            fill = self.ignore_index if isinstance(inpt, tv_tensors.Mask) else 0
+            out = self._call_kernel(F.pad, out, params["pad"], fill=fill)
+        return out
+
+
+class _MaskToLong(T.Transform):
+    """The label map as int64 ``[H, W]`` (the loss's target type)."""
+
+    _transformed_types = (tv_tensors.Mask,)
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return tv_tensors.Mask(inpt.to(torch.int64).reshape(inpt.shape[-2:]))
+
+
+def segmentation_train_transforms(
+    *,
+    crop_size: tuple[int, int],
+    base_size: tuple[int, int] | None = None,
+    ratio_range: tuple[float, float] = (0.5, 2.0),
+    cat_max_ratio: float = 0.75,
+    hflip_prob: float = 0.5,
+    photometric: bool = True,
+    ignore_index: int = 255,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> T.Compose:
+    """The segmentation recipe: random rescale 0.5-2.0, crop (cat_max_ratio 0.75), flip, photometric.
+
+    Called as ``transforms(image, mask)`` with ``mask`` a ``tv_tensors.Mask`` uint8 ``[H, W]``.
+    Returns ``(image float32 [3, *crop_size], mask int64 [*crop_size])`` with ``ignore_index``
+    where padded. ``base_size`` is ``(height, width)`` (Cityscapes (1024, 2048), ADE20K
+    (512, 2048), VOC (512, 2048), Context (480, 520)); None scales relative to the image itself.
+    """
+    steps: list[T.Transform] = [
+        T.ToImage(),
+        RandomRescale(base_size=base_size, ratio_range=ratio_range),
+        RandomCropCatMax(crop_size, cat_max_ratio=cat_max_ratio, ignore_index=ignore_index),
+    ]
+    if hflip_prob > 0:
+        steps.append(T.RandomHorizontalFlip(hflip_prob))
+    if photometric:
+        steps.append(T.RandomPhotometricDistort(p=0.5))
+    return T.Compose([*steps, *_to_float(mean, std), _MaskToLong()])
+
+
+def segmentation_eval_transforms(
+    *,
+    resize: tuple[int, int] | None = None,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> T.Compose:
+    """Evaluation: optional resize of the image to fit ``resize`` (height, width), then normalise.
+
+    The mask is never resized: evaluate logits upsampled to the mask's (original) size. With
+    ``resize=None`` image and mask keep their size.
+    """
+    steps: list[T.Transform] = [T.ToImage()]
+    if resize is not None:
+        steps.append(_ImageOnly(RandomRescale(base_size=resize, ratio_range=(1.0, 1.0))))
+    return T.Compose([*steps, *_to_float(mean, std), _MaskToLong()])
+
+
+class _ImageOnly(T.Transform):
+    """Apply a transform to the image and leave the target (mask) as it is."""
+
+    def __init__(self, inner: T.Transform) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, *inputs: Any) -> Any:
+        image, *rest = inputs if len(inputs) > 1 else (inputs[0],)
+        image = self.inner(image)
+        return (image, *rest) if rest else image
+
+
+def collate_segmentation(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[(image [3,H,W], mask [H,W])]`` -> ``(images float [B,3,H,W], masks int64 [B,H,W])``."""
+    images = torch.stack([torch.as_tensor(image) for image, _ in batch]).as_subclass(torch.Tensor)
+    masks = torch.stack([torch.as_tensor(mask) for _, mask in batch]).as_subclass(torch.Tensor)
+    return images, masks.to(torch.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# detection
+
+
+def detection_train_transforms(
+    *,
+    min_size: int | Sequence[int] | None = None,
+    max_size: int | None = None,
+    hflip_prob: float = 0.5,
+) -> T.Compose:
+    """Detection training: optional resize (short side ``min_size``, long side at most
+    ``max_size``; several ``min_size`` values draw one per image), flip, drop empty boxes.
+
+    Called as ``transforms(image, target)`` with ``target["boxes"]`` a
+    ``tv_tensors.BoundingBoxes`` (and ``"masks"`` a ``tv_tensors.Mask``, ``"labels"``): they move
+    with the image; boxes that become degenerate are removed with their labels and masks.
+    Output image: float32 ``[3, H, W]`` in 0..1 (not normalised). Leaving ``min_size`` None lets
+    the torchvision model resize (its own ``min_size``/``max_size``).
+    """
+    steps: list[T.Transform] = [T.ToImage()]
+    if min_size is not None:
+        sizes = [min_size] if isinstance(min_size, int) else list(min_size)
+        steps.append(T.RandomShortestSize(min_size=sizes, max_size=max_size, antialias=True))
+    if hflip_prob > 0:
+        steps.append(T.RandomHorizontalFlip(hflip_prob))
+    steps.append(T.SanitizeBoundingBoxes(labels_getter=_detection_labels))
+    return T.Compose(steps + _to_float(None, None))
+
+
+def detection_eval_transforms() -> T.Compose:
+    """Detection evaluation: the image as float32 in 0..1, boxes untouched (original coordinates)."""
+    return T.Compose([T.ToImage(), *_to_float(None, None)])
+
+
+def _detection_labels(inputs: Any) -> tuple[torch.Tensor, ...]:
+    """The per-box tensors SanitizeBoundingBoxes must filter along with the boxes."""
+    target = inputs[1]
+    return tuple(target[key] for key in ("labels", "iscrowd", "area", "ann_id") if key in target)
+
+
+def collate_detection(batch: Sequence[tuple[torch.Tensor, dict]]) -> tuple[list[torch.Tensor], list[dict]]:
+    """``[(image, target)]`` -> ``(list of images [3,H,W], list of targets)`` (sizes differ)."""
+    images = [torch.as_tensor(image).as_subclass(torch.Tensor) for image, _ in batch]
+    targets = [target for _, target in batch]
+    return images, targets
+
+
+def _canvas_size(flat_inputs: list[Any]) -> tuple[int, int]:
+    for x in flat_inputs:
+        if isinstance(x, tv_tensors.Image | tv_tensors.Mask) or (hasattr(x, "size") and not torch.is_tensor(x)):
+            height, width = F.get_size(x)
+            return int(height), int(width)
+    raise TypeError("no image or mask among the inputs")

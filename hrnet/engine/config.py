@@ -1,0 +1,269 @@
+"""Typed configurations of a training run and an evaluation.
+
+A :class:`TrainConfig` is resolved once (defaults < ``params.yaml`` row < explicit CLI flags),
+validated, saved inside every checkpoint and into the run directory, and read back by
+``hrnet evaluate``. Field names are the keys of a ``rows.<ROW_ID>`` mapping in ``params.yaml``
+and the CLI flags (``--batch-size`` for ``batch_size``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hrnet.errors import HRNetError
+
+TASKS = ("classification", "segmentation", "detection", "pose", "landmarks")
+OPTIMIZERS = ("sgd", "adamw", "adam")
+SCHEDULES = ("step", "poly", "cosine")
+AMP_MODES = ("none", "bf16", "fp16")
+DATASET_FORMATS = (
+    "imagefolder",
+    "coco_instances",
+    "coco_keypoints",
+    "mask_segmentation",
+    "cityscapes",
+    "ade20k",
+    "voc",
+    "pascal_context",
+    "300w",
+    "wflw",
+    "cofw",
+)
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run. Lengths and milestones count epochs unless
+    ``iters`` is set, in which case they count optimizer steps."""
+
+    # --- what to train, on what -------------------------------------------------------------
+    # task family; picks the dataset reader, the transforms, the collate and the metric
+    task: str = field(default="classification", metadata=_help(f"one of {', '.join(TASKS)}"))
+    # model name for hrnet.models.create_model (a backbone name for classification)
+    model: str = field(default="hrnet_w18_small", metadata=_help("model name (hrnet.models.list_models())"))
+    # dataset root directory (the folder holding train/ val/ or annotations/ images/)
+    data: str = field(default="", metadata=_help("dataset root directory"))
+    # on-disk format of the dataset, which names the reader
+    dataset: str = field(default="imagefolder", metadata=_help(f"one of {', '.join(DATASET_FORMATS)}"))
+    # split names read for training and for evaluation
+    train_split: str = field(default="train", metadata=_help("training split name"))
+    val_split: str = field(default="val", metadata=_help("evaluation split name"))
+    # classes (classification/segmentation) or object categories (detection, without the
+    # background); 0 takes the number from the dataset
+    num_classes: int = field(default=0, metadata=_help("number of classes; 0 = from the dataset"))
+    # joints (pose) or landmarks; 0 takes the number from the dataset
+    num_keypoints: int = field(default=0, metadata=_help("number of keypoints; 0 = from the dataset"))
+    # network input (height, width); one number means a square
+    input_size: tuple[int, int] = field(default=(224, 224), metadata=_help("input height and width"))
+
+    # --- how long ---------------------------------------------------------------------------
+    # passes over the training set (ignored when iters > 0)
+    epochs: int = field(default=1, metadata=_help("training epochs"))
+    # optimizer steps; when > 0 it replaces epochs and milestones count steps
+    iters: int = field(default=0, metadata=_help("optimizer steps (overrides epochs when > 0)"))
+    # images per process per forward pass; the global batch is batch_size * world * accum_steps
+    batch_size: int = field(default=32, metadata=_help("images per process per micro-batch"))
+    # micro-batches whose gradients are summed into one optimizer step
+    accum_steps: int = field(default=1, metadata=_help("gradient accumulation steps"))
+
+    # --- optimizer and schedule -------------------------------------------------------------
+    optimizer: str = field(default="sgd", metadata=_help(f"one of {', '.join(OPTIMIZERS)}"))
+    # peak learning rate (after warmup)
+    lr: float = field(default=0.01, metadata=_help("learning rate"))
+    # SGD momentum, or beta1 of Adam/AdamW
+    momentum: float = field(default=0.9, metadata=_help("SGD momentum / Adam beta1"))
+    weight_decay: float = field(default=1e-4, metadata=_help("weight decay"))
+    nesterov: bool = field(default=False, metadata=_help("Nesterov momentum (SGD)"))
+    # step: x gamma at each milestone; poly: (1 - t)^poly_power down to min_lr; cosine to min_lr
+    schedule: str = field(default="step", metadata=_help(f"one of {', '.join(SCHEDULES)}"))
+    # epochs (or steps when iters > 0) at which a step schedule multiplies lr by gamma
+    milestones: tuple[int, ...] = field(default=(), metadata=_help("step schedule milestones"))
+    gamma: float = field(default=0.1, metadata=_help("step schedule factor"))
+    poly_power: float = field(default=0.9, metadata=_help("poly schedule power"))
+    min_lr: float = field(default=0.0, metadata=_help("floor of the poly and cosine schedules"))
+    # linear warmup from lr * warmup_factor over this many optimizer steps
+    warmup_iters: int = field(default=0, metadata=_help("linear warmup steps"))
+    warmup_factor: float = field(default=0.001, metadata=_help("warmup start factor"))
+    # max global gradient norm; 0 disables clipping
+    clip_grad: float = field(default=0.0, metadata=_help("gradient clipping norm (0 = off)"))
+    # label smoothing of the classification cross-entropy (0 = off)
+    label_smoothing: float = field(default=0.0, metadata=_help("label smoothing (classification)"))
+
+    # --- numerics and normalisation ---------------------------------------------------------
+    # autocast mode: none, bf16, or fp16 (with a gradient scaler)
+    amp: str = field(default="none", metadata=_help(f"one of {', '.join(AMP_MODES)}"))
+    channels_last: bool = field(default=False, metadata=_help("channels-last memory format"))
+    # synchronise BatchNorm statistics across processes (CUDA only; segmentation recipes)
+    sync_bn: bool = field(default=False, metadata=_help("SyncBatchNorm when distributed on CUDA"))
+    # BatchNorm as a fixed affine map (detection recipes and small per-process batches)
+    frozen_bn: bool = field(default=False, metadata=_help("freeze BatchNorm statistics and affine"))
+
+    # --- task specifics ---------------------------------------------------------------------
+    # Gaussian sigma of the target heatmaps, in heatmap pixels (pose, landmarks)
+    heatmap_sigma: float = field(default=2.0, metadata=_help("heatmap Gaussian sigma"))
+    # random horizontal flip of training images (flip pairs come from the dataset)
+    hflip: bool = field(default=True, metadata=_help("random horizontal flip in training"))
+    # random scale range of the training augmentation (segmentation, pose, landmarks)
+    scale_range: tuple[float, float] = field(default=(1.0, 1.0), metadata=_help("random scale range"))
+    # max random rotation in degrees (pose, landmarks)
+    rotation: float = field(default=0.0, metadata=_help("max random rotation, degrees"))
+
+    # --- reproducibility, resources, bookkeeping --------------------------------------------
+    seed: int = field(default=0, metadata=_help("random seed"))
+    # torch.use_deterministic_algorithms and seeded data order/augmentation
+    deterministic: bool = field(default=False, metadata=_help("deterministic algorithms"))
+    workers: int = field(default=2, metadata=_help("data loader workers per process"))
+    # write checkpoints/last.pt every N optimizer steps (and at the end); 0 = only at the end
+    checkpoint_every: int = field(default=200, metadata=_help("checkpoint every N steps"))
+    # log the running loss every N optimizer steps
+    log_every: int = field(default=10, metadata=_help("log every N steps"))
+    # auto (cuda when available), cpu, cuda or cuda:N
+    device: str = field(default="auto", metadata=_help("auto, cpu, cuda or cuda:N"))
+    # path to weights loaded into the model before training ('' = random init)
+    pretrained: str = field(default="", metadata=_help("weights to start from"))
+
+    def __post_init__(self) -> None:
+        _check_choice("task", self.task, TASKS)
+        _check_choice("dataset", self.dataset, DATASET_FORMATS)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_choice("amp", self.amp, AMP_MODES)
+        positive = ("epochs", "batch_size", "accum_steps", "log_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise HRNetError(f"config: {name} must be >= 1, got {getattr(self, name)}")
+        for name in ("iters", "num_classes", "num_keypoints", "warmup_iters", "workers", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise HRNetError(f"config: {name} must be >= 0, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise HRNetError(f"config: lr must be > 0, got {self.lr}")
+        if any(s < 1 for s in self.input_size):
+            raise HRNetError(f"config: input_size must be positive, got {self.input_size}")
+        if list(self.milestones) != sorted(self.milestones):
+            raise HRNetError(f"config: milestones must increase, got {list(self.milestones)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as plain JSON/YAML types (tuples become lists)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How to evaluate a trained model (the model's own TrainConfig gives the rest)."""
+
+    # split name to evaluate on
+    split: str = "val"
+    # images per forward pass
+    batch_size: int = 16
+    workers: int = 2
+    device: str = "auto"
+    # segmentation: test scales (1.0 alone = single scale); each scale also flipped when flip
+    scales: tuple[float, ...] = (1.0,)
+    # flip test: segmentation multi-scale+flip, pose heatmap flip averaging
+    flip: bool = False
+    # pose: "gt" uses the ground-truth person boxes, otherwise a COCO detection results JSON
+    person_boxes: str = "gt"
+    # number of prediction pictures written under plots/
+    num_plots: int = 8
+    # autocast during inference: none, bf16, fp16
+    amp: str = "none"
+
+    def __post_init__(self) -> None:
+        _check_choice("amp", self.amp, AMP_MODES)
+        if self.batch_size < 1:
+            raise HRNetError(f"evaluate: batch_size must be >= 1, got {self.batch_size}")
+        if not self.scales or any(s <= 0 for s in self.scales):
+            raise HRNetError(f"evaluate: scales must be positive numbers, got {list(self.scales)}")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise HRNetError(f"config: {name} {value!r} is not one of {', '.join(choices)}")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _coerce(name: str, annotation: Any, value: Any, source: str) -> Any:
+    """Convert a YAML/JSON/CLI value to the field's type, or raise HRNetError naming it."""
+    origin = typing.get_origin(annotation)
+    try:
+        if origin is tuple:
+            args = typing.get_args(annotation)
+            items = list(value) if isinstance(value, list | tuple) else [value]
+            if len(args) == 2 and args[1] is Ellipsis:
+                return tuple(args[0](v) for v in items)
+            if len(items) == 1:  # one number means the same along every axis (square input)
+                items = items * len(args)
+            if len(items) != len(args):
+                raise ValueError(f"expected {len(args)} values")
+            return tuple(t(v) for t, v in zip(args, items))
+        if annotation is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError("expected true or false")
+            if not isinstance(value, bool | int):
+                raise ValueError("expected true or false")
+            return bool(value)
+        if annotation is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError("expected an integer")
+        if isinstance(annotation, type):
+            return annotation(value)
+    except (TypeError, ValueError) as exc:
+        raise HRNetError(f"{source}: {name}: cannot use {value!r} ({exc})") from None
+    return value
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def config_from_mapping(values: Mapping[str, Any], *, source: str, base: TrainConfig | None = None) -> TrainConfig:
+    """Build a :class:`TrainConfig` from a mapping of field names (a ``params.yaml`` row,
+    CLI flags or a saved config), on top of ``base`` (defaults when None).
+
+    Raises HRNetError naming ``source`` and the key for unknown keys and bad values.
+    """
+    hints = _field_types(TrainConfig)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise HRNetError(
+            f"{source}: unknown key(s) {', '.join(unknown)}; TrainConfig fields are {', '.join(hints)}"
+        )
+    resolved = {k: _coerce(k, hints[k], v, source) for k, v in values.items()}
+    return dataclasses.replace(base or TrainConfig(), **resolved)
+
+
+def load_params_row(path: str, row: str) -> dict[str, Any]:
+    """Read the ``rows.<row>`` mapping of a params.yaml file."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            params = yaml.safe_load(f) or {}
+    except OSError as exc:
+        raise HRNetError(f"{path}: cannot read params file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise HRNetError(f"{path}: not valid YAML ({exc})") from None
+    rows = params.get("rows") if isinstance(params, dict) else None
+    if not isinstance(rows, dict):
+        raise HRNetError(f"{path}: no 'rows' mapping")
+    if row not in rows:
+        raise HRNetError(f"{path}: no row {row!r} under 'rows' (rows: {', '.join(map(str, rows))})")
+    if not isinstance(rows[row], dict):
+        raise HRNetError(f"{path}: rows.{row} is not a mapping")
+    return dict(rows[row])

@@ -1,0 +1,151 @@
+"""Facial landmark detection: HRNetV2 + a heatmap head (HRNet-Facial-Landmark-Detection, FL).
+
+The network is the backbone in ``output="v2"`` mode (four branches upsampled to 1/4 and
+concatenated, 15C channels) followed by ``head``: 1x1 conv 15C->15C (bias) + BN + ReLU + 1x1 conv
+(bias) to one heatmap per landmark, at 1/4 of the 256x256 input (64x64). Heatmaps are decoded with
+:func:`hrnet.pose_utils.decode_heatmaps` and scored with :func:`landmark_nme`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypedDict, Unpack
+
+from torch import Tensor, nn
+
+from hrnet.models.hrnet import CONFIGS, HighResolutionNet
+
+__all__ = [
+    "MODELS",
+    "NME_NORMALISATION",
+    "LandmarkHRNet",
+    "LandmarkKwargs",
+    "landmark_nme",
+    "normalising_distance",
+]
+
+# Points whose distance normalises the NME, per landmark scheme (0-based indices), as in FL's
+# lib/core/evaluation.py `compute_nme`:
+#   300W (68 points): inter-ocular = outer eye corners 36 and 45;
+#   WFLW (98 points): inter-ocular = outer eye corners 60 and 72;
+#   COFW (29 points): inter-pupil = pupils 8 and 9.
+NME_NORMALISATION: dict[int, tuple[int, int]] = {68: (36, 45), 98: (60, 72), 29: (8, 9)}
+
+
+def normalising_distance(points: Tensor) -> Tensor:
+    """The NME normaliser of ground-truth landmarks ``[N, L, 2]`` -> ``[N]`` (see NME_NORMALISATION).
+
+    Raises:
+        ValueError: ``L`` is not one of 68 (300W), 98 (WFLW), 29 (COFW); other schemes (AFLW: box
+            size) must pass their distance to :func:`landmark_nme` explicitly.
+    """
+    num = points.shape[1]
+    if num not in NME_NORMALISATION:
+        raise ValueError(
+            f"no NME normalisation known for {num} landmarks (known: {sorted(NME_NORMALISATION)}); "
+            "pass `norm` explicitly"
+        )
+    a, b = NME_NORMALISATION[num]
+    return (points[:, a] - points[:, b]).norm(dim=-1)
+
+
+def landmark_nme(pred: Tensor, target: Tensor, norm: Tensor | None = None) -> Tensor:
+    """Normalised mean error per face: ``mean_l ||pred_l - target_l|| / norm``.
+
+    Args:
+        pred: predicted landmarks ``float [N, L, 2]`` in image pixels.
+        target: ground truth ``float [N, L, 2]`` in the same pixels.
+        norm: ``[N]`` normalising distances; default :func:`normalising_distance` of ``target``.
+
+    Returns:
+        ``[N]`` per-face NME (a fraction: multiply by 100 for the published percentages).
+    """
+    if norm is None:
+        norm = normalising_distance(target)
+    return (pred - target).norm(dim=-1).mean(dim=-1) / norm
+
+
+class LandmarkHRNet(nn.Module):
+    """HRNetV2 backbone + FL's heatmap head.
+
+    ``forward(images, targets=None)``:
+
+    - ``images``: ``float [B, 3, H, W]`` ImageNet-normalised face crops (256x256);
+    - without ``targets``: heatmaps ``float [B, num_points, H/4, W/4]``;
+    - with ``targets = {"heatmaps": [B, K, H/4, W/4], "target_weight": [B, K]}``:
+      ``{"loss_heatmap"}``, the mean squared error of the weighted maps (FL's ``MSELoss``; all
+      weights 1 gives exactly FL's loss).
+
+    State-dict keys: ``backbone.<IC names>``, ``head.{0,1,3}.*`` (FL's head indices).
+    """
+
+    def __init__(self, backbone: HighResolutionNet, num_points: int, *, bn_momentum: float = 0.01) -> None:
+        super().__init__()
+        if backbone.output != "v2":
+            raise ValueError(
+                f"LandmarkHRNet needs a backbone built with output='v2', got {backbone.output!r}"
+            )
+        self.backbone = backbone
+        self.num_points = num_points
+        chs = sum(backbone.branch_channels)
+        self.head = nn.Sequential(
+            nn.Conv2d(chs, chs, kernel_size=1),
+            nn.BatchNorm2d(chs, momentum=bn_momentum),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(chs, num_points, kernel_size=1),
+        )
+
+    def forward(self, images: Tensor, targets: dict[str, Tensor] | None = None) -> Tensor | dict[str, Tensor]:
+        heatmaps = self.head(self.backbone(images))
+        if targets is None:
+            return heatmaps
+        w = targets["target_weight"].to(heatmaps.dtype)[:, :, None, None]
+        return {"loss_heatmap": ((heatmaps - targets["heatmaps"]) * w).pow(2).mean()}
+
+
+# --------------------------------------------------------------------------------------------
+# Builders
+# --------------------------------------------------------------------------------------------
+
+
+class LandmarkKwargs(TypedDict, total=False):
+    """Keyword arguments of the ``landmark_hrnetv2_<w>`` builders."""
+
+    num_points: int  # 68 (300W), 98 (WFLW), 29 (COFW), 19 (AFLW)
+    bn_momentum: float  # BatchNorm momentum (FL trained with 0.01)
+    align_corners: bool  # bilinear flag of the V2 concat (FL: False)
+
+
+def _build(backbone_name: str, kwargs: LandmarkKwargs) -> LandmarkHRNet:
+    for key in kwargs:
+        if key not in LandmarkKwargs.__annotations__:
+            raise TypeError(
+                f"landmark_{backbone_name}() got an unexpected keyword argument {key!r}; "
+                f"accepted: {', '.join(LandmarkKwargs.__annotations__)}"
+            )
+    bn_momentum = kwargs.get("bn_momentum", 0.01)
+    backbone = HighResolutionNet(
+        CONFIGS[backbone_name],
+        output="v2",
+        bn_momentum=bn_momentum,
+        align_corners=kwargs.get("align_corners", False),
+    )
+    return LandmarkHRNet(backbone, kwargs.get("num_points", 68), bn_momentum=bn_momentum)
+
+
+def _builder(backbone_name: str) -> Callable[..., LandmarkHRNet]:
+    def builder(**kwargs: Unpack[LandmarkKwargs]) -> LandmarkHRNet:
+        return _build(backbone_name, kwargs)
+
+    name = "landmark_hrnetv2_" + backbone_name.removeprefix("hrnet_")
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = (
+        f"Facial landmarks on HRNetV2 ({backbone_name}), ``num_points`` heatmaps (default 68) at 1/4.\n\n"
+        "Published (FL) for W18: 9.3M params, 4.3 GFLOPs at 256x256; NME 300W full 3.32, WFLW 4.60, COFW 3.45."
+    )
+    return builder
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "landmark_hrnetv2_" + name.removeprefix("hrnet_"): _builder(name) for name in CONFIGS
+}

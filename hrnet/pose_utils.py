@@ -1,0 +1,262 @@
+"""Heatmap and affine-geometry helpers shared by the pose/landmark models and their data pipelines.
+
+Conventions (those of the top-down pose reference, PE):
+
+- A person box is described by ``center (x, y)`` and ``scale (sx, sy)`` in units of
+  :data:`PIXEL_STD` = 200 pixels; :func:`box_to_center_scale` makes them from an ``xywh`` box.
+- :func:`get_affine_transform` maps image pixels to the network input (or heatmap) pixels; the data
+  pipeline warps images and keypoints with it, and the decoder maps heatmap peaks back with its
+  inverse.
+- Heatmaps are ``float [K, h, w]`` (one channel per joint) at 1/4 of the input; a keypoint at input
+  pixel ``(x, y)`` sits at heatmap pixel ``(x / stride, y / stride)``.
+
+Pure numpy for the per-sample geometry (data side), torch for the batched heatmap work.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "COCO_FLIP_PAIRS",
+    "PIXEL_STD",
+    "affine_transform_points",
+    "box_to_center_scale",
+    "decode_heatmaps",
+    "flip_back",
+    "generate_heatmaps",
+    "get_affine_transform",
+    "heatmap_to_image_coords",
+    "warp_affine",
+]
+
+PIXEL_STD = 200.0  # the unit of `scale` (PE's pixel_std)
+
+# COCO keypoints: 0 nose, 1/2 eyes, 3/4 ears, 5/6 shoulders, 7/8 elbows, 9/10 wrists, 11/12 hips,
+# 13/14 knees, 15/16 ankles (left, right): the pairs that swap under a horizontal flip.
+COCO_FLIP_PAIRS: tuple[tuple[int, int], ...] = (
+    (1, 2),
+    (3, 4),
+    (5, 6),
+    (7, 8),
+    (9, 10),
+    (11, 12),
+    (13, 14),
+    (15, 16),
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Affine geometry (numpy, one sample)
+# --------------------------------------------------------------------------------------------
+
+
+def box_to_center_scale(
+    box_xywh: Sequence[float], *, aspect_ratio: float, padding: float = 1.25
+) -> tuple[np.ndarray, np.ndarray]:
+    """Person box ``(x, y, w, h)`` in pixels -> ``center (2,)`` pixels and ``scale (2,)`` in 200 px.
+
+    The box is grown to the input aspect ratio ``aspect_ratio = width / height`` (192/256 for
+    256x192 inputs) and then by ``padding``.
+    """
+    x, y, w, h = (float(v) for v in box_xywh)
+    center = np.array([x + 0.5 * w, y + 0.5 * h], dtype=np.float64)
+    if w > aspect_ratio * h:
+        h = w / aspect_ratio
+    else:
+        w = h * aspect_ratio
+    scale = np.array([w, h], dtype=np.float64) / PIXEL_STD * padding
+    return center, scale
+
+
+def get_affine_transform(
+    center: Sequence[float] | np.ndarray,
+    scale: Sequence[float] | np.ndarray,
+    rot: float,
+    output_size: Sequence[int],
+    *,
+    shift: Sequence[float] = (0.0, 0.0),
+    inverse: bool = False,
+) -> np.ndarray:
+    """The ``2x3`` matrix mapping image pixels to output pixels (or back with ``inverse=True``).
+
+    The point ``center + shift * scale * 200`` goes to the output centre ``(w / 2, h / 2)``; the
+    box width ``scale[0] * 200`` becomes the output width ``output_size[0]`` (one isotropic factor,
+    so the aspect ratio is that of the output); the content is rotated by ``rot`` degrees
+    (counter-clockwise as seen on screen, PE's convention).
+
+    Args:
+        center: ``(x, y)`` in image pixels.
+        scale: ``(sx, sy)`` in units of :data:`PIXEL_STD`; only ``sx`` sets the zoom.
+        rot: rotation in degrees.
+        output_size: ``(width, height)`` of the output in pixels.
+        shift: offset of the centre as a fraction of the box size.
+        inverse: return the output->image matrix instead.
+
+    Returns:
+        ``float64 [2, 3]``: ``[x', y'] = M @ [x, y, 1]``.
+    """
+    scale_px = np.asarray(scale, dtype=np.float64) * PIXEL_STD
+    src_center = np.asarray(center, dtype=np.float64) + scale_px * np.asarray(shift, dtype=np.float64)
+    dst_center = np.array([output_size[0] * 0.5, output_size[1] * 0.5], dtype=np.float64)
+    zoom = output_size[0] / scale_px[0]
+    # image y points down, so a positive angle that turns the content counter-clockwise on screen
+    # is the matrix [[c, s], [-s, c]] applied to (x - cx, y - cy)
+    theta = math.radians(rot)
+    c, s = math.cos(theta) * zoom, math.sin(theta) * zoom
+    linear = np.array([[c, s], [-s, c]], dtype=np.float64)
+    if inverse:
+        linear_inv = np.linalg.inv(linear)
+        return np.concatenate([linear_inv, (src_center - linear_inv @ dst_center)[:, None]], axis=1)
+    return np.concatenate([linear, (dst_center - linear @ src_center)[:, None]], axis=1)
+
+
+def affine_transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a ``2x3`` matrix to points ``[..., 2]`` (x, y); returns the same shape."""
+    points = np.asarray(points, dtype=np.float64)
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def warp_affine(
+    image: Tensor, matrix: np.ndarray, output_size: Sequence[int], *, mode: str = "bilinear"
+) -> Tensor:
+    """Warp ``image [C, H, W]`` by ``matrix`` (image -> output pixels) into ``[C, h, w]``.
+
+    ``output_size`` is ``(width, height)``. Pixel ``(x, y)`` means the centre of column ``x`` / row
+    ``y``; outside the image reads zeros. Integer tensors are warped as float and cast back.
+    """
+    w_out, h_out = int(output_size[0]), int(output_size[1])
+    _, h_in, w_in = image.shape
+    full = np.vstack([matrix, [0.0, 0.0, 1.0]])
+    inv = np.linalg.inv(full)[:2]
+    ys, xs = torch.meshgrid(
+        torch.arange(h_out, dtype=torch.float64), torch.arange(w_out, dtype=torch.float64), indexing="ij"
+    )
+    inv_t = torch.from_numpy(inv)
+    src_x = inv_t[0, 0] * xs + inv_t[0, 1] * ys + inv_t[0, 2]
+    src_y = inv_t[1, 0] * xs + inv_t[1, 1] * ys + inv_t[1, 2]
+    # grid_sample with align_corners=True: -1 and 1 are the centres of the first and last pixels
+    grid = torch.stack([2 * src_x / max(w_in - 1, 1) - 1, 2 * src_y / max(h_in - 1, 1) - 1], dim=-1)
+    src = image.unsqueeze(0).to(torch.float32)
+    out = F.grid_sample(src, grid.unsqueeze(0).to(torch.float32), mode=mode, align_corners=True)[0]
+    return out if image.is_floating_point() else out.round().to(image.dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# Heatmaps (torch)
+# --------------------------------------------------------------------------------------------
+
+
+def generate_heatmaps(
+    keypoints: Tensor,
+    visible: Tensor,
+    *,
+    image_size: Sequence[int],
+    heatmap_size: Sequence[int],
+    sigma: float = 2.0,
+    joint_weights: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Gaussian heatmap targets for one sample (PE's target encoding).
+
+    The Gaussian of joint ``k`` is centred on the heatmap pixel nearest to ``keypoints[k] / stride``
+    and cut at ``3 * sigma``; a joint that is not visible, or whose Gaussian lies wholly outside the
+    map, gets weight 0 and an all-zero map.
+
+    Args:
+        keypoints: ``float [K, 2]`` (x, y) in network-input pixels.
+        visible: ``[K]``, > 0 where the joint is labelled.
+        image_size: input ``(width, height)``.
+        heatmap_size: heatmap ``(width, height)``.
+        sigma: Gaussian std in heatmap pixels (2 for 256x192, 3 for 384x288).
+        joint_weights: optional ``[K]`` multipliers of the target weights.
+
+    Returns:
+        ``heatmaps float [K, h, w]`` (peak 1) and ``target_weight float [K]`` (0 or 1, times
+        ``joint_weights``).
+    """
+    w, h = int(heatmap_size[0]), int(heatmap_size[1])
+    stride_x, stride_y = image_size[0] / w, image_size[1] / h
+    num = keypoints.shape[0]
+    heatmaps = torch.zeros(num, h, w, dtype=torch.float32)
+    weight = (torch.as_tensor(visible) > 0).to(torch.float32)
+    radius = int(3 * sigma)
+    xs = torch.arange(w, dtype=torch.float32)
+    ys = torch.arange(h, dtype=torch.float32)
+    for k in range(num):
+        if weight[k] == 0:
+            continue
+        mu_x = int(float(keypoints[k, 0]) / stride_x + 0.5)
+        mu_y = int(float(keypoints[k, 1]) / stride_y + 0.5)
+        if mu_x - radius >= w or mu_y - radius >= h or mu_x + radius + 1 < 0 or mu_y + radius + 1 < 0:
+            weight[k] = 0
+            continue
+        gx = torch.exp(-((xs - mu_x) ** 2) / (2 * sigma**2)) * ((xs - mu_x).abs() <= radius)
+        gy = torch.exp(-((ys - mu_y) ** 2) / (2 * sigma**2)) * ((ys - mu_y).abs() <= radius)
+        heatmaps[k] = gy[:, None] * gx[None, :]
+    if joint_weights is not None:
+        weight = weight * joint_weights.to(torch.float32)
+    return heatmaps, weight
+
+
+def decode_heatmaps(heatmaps: Tensor) -> tuple[Tensor, Tensor]:
+    """Peaks of ``heatmaps [B, K, h, w]`` -> ``coords float [B, K, 2]`` (x, y) and ``maxvals [B, K]``.
+
+    Coordinates are in heatmap pixels: the arg-max, moved a quarter pixel toward the higher of its
+    two neighbours along each axis (where both neighbours exist). Joints whose maximum is not
+    positive get ``(0, 0)``, as in PE.
+    """
+    b, k, h, w = heatmaps.shape
+    flat = heatmaps.reshape(b, k, h * w)
+    maxvals, idx = flat.max(dim=-1)
+    px, py = idx % w, idx // w
+    coords = torch.stack([px, py], dim=-1).to(heatmaps.dtype)
+
+    inner_x = (px > 0) & (px < w - 1)
+    inner_y = (py > 0) & (py < h - 1)
+    hm = heatmaps.reshape(b * k, h, w)
+    n = torch.arange(b * k, device=heatmaps.device)
+    pxf, pyf = px.reshape(-1), py.reshape(-1)
+    right = hm[n, pyf, (pxf + 1).clamp(max=w - 1)]
+    left = hm[n, pyf, (pxf - 1).clamp(min=0)]
+    down = hm[n, (pyf + 1).clamp(max=h - 1), pxf]
+    up = hm[n, (pyf - 1).clamp(min=0), pxf]
+    dx = torch.sign(right - left).reshape(b, k) * inner_x
+    dy = torch.sign(down - up).reshape(b, k) * inner_y
+    coords = coords + 0.25 * torch.stack([dx, dy], dim=-1).to(coords.dtype)
+    coords = coords * (maxvals > 0).unsqueeze(-1).to(coords.dtype)
+    return coords, maxvals
+
+
+def heatmap_to_image_coords(
+    coords: Tensor, center: np.ndarray, scale: np.ndarray, heatmap_size: Sequence[int]
+) -> np.ndarray:
+    """Heatmap-pixel ``coords [K, 2]`` of one sample -> original image pixels ``float64 [K, 2]``.
+
+    Inverse of the crop that produced the input: :func:`get_affine_transform` with the sample's
+    ``center``/``scale`` at heatmap resolution (``heatmap_size = (w, h)``), inverted.
+    """
+    inv = get_affine_transform(center, scale, 0.0, heatmap_size, inverse=True)
+    return affine_transform_points(coords.detach().cpu().double().numpy(), inv)
+
+
+def flip_back(heatmaps: Tensor, flip_pairs: Sequence[tuple[int, int]], *, shift: bool = False) -> Tensor:
+    """Heatmaps predicted on horizontally flipped images -> heatmaps of the original images.
+
+    Mirrors ``heatmaps [B, K, h, w]`` along ``w`` and swaps each (left, right) pair of channels.
+    With ``shift=True`` the result is also moved one pixel to the right (PE's ``SHIFT_HEATMAP``):
+    strided convolutions put the mirrored peak about 3/4 px left of where it belongs.
+    """
+    out = heatmaps.flip(-1)
+    perm = list(range(heatmaps.shape[1]))
+    for a, b in flip_pairs:
+        perm[a], perm[b] = b, a
+    out = out[:, perm]
+    if shift:
+        out = torch.cat([out[..., :1], out[..., :-1]], dim=-1)
+    return out

@@ -1,0 +1,392 @@
+"""`hrnet fetch` against real servers on loopback: an HTTP server with Range support and a moto S3."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from hrnet.cli import main
+from hrnet.data import catalog
+from hrnet.data.fetch import MANIFEST_NAME, Checksum, RemoteFile, RetryPolicy, fetch_files, safe_extract
+from hrnet.errors import HRNetError
+
+NO_WAIT = RetryPolicy(attempts=4, base_delay=0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# archives
+# --------------------------------------------------------------------------------------------
+
+
+def _tar_bytes(members: dict[str, bytes], *, extra: list[tarfile.TarInfo] = ()) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for info in extra:
+            tar.addfile(info)
+    return buffer.getvalue()
+
+
+def _good_archive() -> bytes:
+    # large enough (~300 kB, incompressible) that a connection dropped midway leaves a real .part
+    payload = hashlib.sha256(b"seed").digest() * 10_000
+    rng = bytes((i * 7919 + (i >> 8)) % 251 for i in range(1 << 18))
+    return _tar_bytes({"toy/README.txt": b"hello\n", "toy/data.bin": payload[:40_000] + rng})
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# a tiny HTTP server: Range support, N failures with 503, a connection dropped midway
+# --------------------------------------------------------------------------------------------
+
+
+class _Files(BaseHTTPRequestHandler):
+    files: dict[str, bytes]
+    requests: list[dict]
+    fail_first: int = 0  # answer 503 this many times
+    drop_first_after: int | None = None  # first full request: send this many bytes, then hang up
+
+    def log_message(self, *args) -> None:  # keep test output quiet
+        pass
+
+    def do_GET(self) -> None:
+        server = self.server
+        server.requests.append({"path": self.path, "range": self.headers.get("Range")})
+        if server.fail_first > 0:
+            server.fail_first -= 1
+            self.send_error(503, "busy")
+            return
+        data = server.files.get(self.path)
+        if data is None:
+            self.send_error(404, "not found")
+            return
+        start = 0
+        ranged = self.headers.get("Range")
+        if ranged:
+            start = int(ranged.removeprefix("bytes=").split("-")[0])
+            if start >= len(data):
+                self.send_error(416, "range not satisfiable")
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        if server.drop_first_after is not None and not ranged:
+            cut, server.drop_first_after = server.drop_first_after, None
+            self.wfile.write(body[:cut])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def http_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Files)
+    server.files, server.requests = {}, []
+    server.fail_first, server.drop_first_after = 0, None
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def _leftovers(out: Path) -> list[str]:
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*")) if out.exists() else []
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP
+# --------------------------------------------------------------------------------------------
+
+
+def test_http_good_archive_lands_complete_with_manifest(http_server, tmp_path):
+    archive = _good_archive()
+    http_server.files["/toy.tar.gz"] = archive
+    code = main(["fetch", "toy", "--out", str(tmp_path), "--source", f"{http_server.url}/toy.tar.gz",
+                 "--sha256", _sha256(archive)])  # fmt: skip
+    assert code == 0
+    assert (tmp_path / "toy" / "toy" / "README.txt").read_bytes() == b"hello\n"
+    manifest = json.loads((tmp_path / "toy" / MANIFEST_NAME).read_text())
+    assert manifest["files"][0]["checksum"] == f"sha256:{_sha256(archive)}"
+    assert manifest["files"][0]["verified"] is True
+    assert manifest["files"][0]["source"].endswith("/toy.tar.gz")
+    assert _leftovers(tmp_path) == ["toy", "toy/.fetched.json", "toy/toy", "toy/toy/README.txt", "toy/toy/data.bin"]
+    # a second fetch finds it published and downloads nothing
+    before = len(http_server.requests)
+    assert main(["fetch", "toy", "--out", str(tmp_path), "--source", f"{http_server.url}/toy.tar.gz"]) == 0
+    assert len(http_server.requests) == before
+
+
+def test_http_checksum_mismatch_leaves_nothing(http_server, tmp_path, capsys):
+    http_server.files["/toy.tar.gz"] = _good_archive()
+    code = main(["fetch", "toy", "--out", str(tmp_path), "--source", f"{http_server.url}/toy.tar.gz",
+                 "--sha256", "0" * 64])  # fmt: skip
+    assert code == 2
+    assert "checksum mismatch" in capsys.readouterr().err
+    assert _leftovers(tmp_path) == []  # no folder, no .part, no temp dir
+
+
+def test_http_connection_dropped_midway_resumes_with_range(http_server, tmp_path):
+    archive = _good_archive()
+    http_server.files["/toy.tar.gz"] = archive
+    http_server.drop_first_after = len(archive) // 3
+    files = (RemoteFile(f"{http_server.url}/toy.tar.gz", "toy.tar.gz", Checksum("sha256", _sha256(archive))),)
+    result = fetch_files("toy", files, out=tmp_path, retry=NO_WAIT)
+    assert (result.path / "toy" / "README.txt").exists()
+    ranges = [r["range"] for r in http_server.requests]
+    assert ranges[0] is None
+    assert ranges[1] == f"bytes={len(archive) // 3}-"
+
+
+def test_http_existing_part_file_resumes(http_server, tmp_path):
+    archive = _good_archive()
+    http_server.files["/toy.tar.gz"] = archive
+    part = tmp_path / ".downloads" / "toy.tar.gz.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(archive[:1000])  # left by an earlier, interrupted run
+    files = (RemoteFile(f"{http_server.url}/toy.tar.gz", "toy.tar.gz", Checksum("sha256", _sha256(archive))),)
+    fetch_files("toy", files, out=tmp_path, retry=NO_WAIT)
+    assert [r["range"] for r in http_server.requests] == ["bytes=1000-"]
+    assert not part.exists()
+
+
+def test_http_retries_5xx_with_backoff(http_server, tmp_path):
+    archive = _good_archive()
+    http_server.files["/toy.tar.gz"] = archive
+    http_server.fail_first = 2
+    waits = []
+    files = (RemoteFile(f"{http_server.url}/toy.tar.gz", "toy.tar.gz", Checksum("sha256", _sha256(archive))),)
+    policy = RetryPolicy(attempts=4, base_delay=0.5, factor=2.0)
+    fetch_files("toy", files, out=tmp_path, retry=policy, sleep=waits.append)
+    assert waits == [0.5, 1.0]  # exponential
+    assert len(http_server.requests) == 3
+
+
+def test_http_gives_up_after_attempts_and_never_retries_4xx(http_server, tmp_path):
+    http_server.files["/toy.tar.gz"] = _good_archive()
+    http_server.fail_first = 10
+    files = (RemoteFile(f"{http_server.url}/toy.tar.gz", "toy.tar.gz"),)
+    with pytest.raises(HRNetError, match="giving up after 3 attempts"):
+        fetch_files("toy", files, out=tmp_path, retry=RetryPolicy(attempts=3, base_delay=0.0))
+    assert len(http_server.requests) == 3
+    assert not (tmp_path / "toy").exists()
+
+    http_server.fail_first, http_server.requests[:] = 0, []
+    missing = (RemoteFile(f"{http_server.url}/missing.tar.gz", "missing.tar.gz"),)
+    with pytest.raises(HRNetError, match="HTTP 404"):
+        fetch_files("missing", missing, out=tmp_path, retry=NO_WAIT)
+    assert len(http_server.requests) == 1
+
+
+def test_unknown_checksum_is_computed_and_recorded(http_server, tmp_path):
+    archive = _good_archive()
+    http_server.files["/toy.tar.gz"] = archive
+    result = fetch_files("toy", (RemoteFile(f"{http_server.url}/toy.tar.gz", "toy.tar.gz"),), out=tmp_path)
+    (record,) = result.manifest["files"]
+    assert record == {**record, "checksum": f"sha256:{_sha256(archive)}", "verified": False}
+    # trust on first use: a forced re-fetch of changed bytes is refused
+    http_server.files["/toy.tar.gz"] = _tar_bytes({"toy/README.txt": b"tampered\n"})
+    with pytest.raises(HRNetError, match="checksum mismatch"):
+        fetch_files("toy", (RemoteFile(f"{http_server.url}/toy.tar.gz", "toy.tar.gz"),), out=tmp_path, force=True)
+    assert (tmp_path / "toy" / "toy" / "README.txt").read_bytes() == b"hello\n"  # old copy intact
+
+
+# --------------------------------------------------------------------------------------------
+# malicious archives: refused whole, nothing extracted
+# --------------------------------------------------------------------------------------------
+
+
+def _symlink(name: str, target: str, *, hard: bool = False) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.LNKTYPE if hard else tarfile.SYMTYPE
+    info.linkname = target
+    return info
+
+
+def _device(name: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.CHRTYPE
+    return info
+
+
+MALICIOUS_TARS = {
+    "dotdot": (_tar_bytes({"ok.txt": b"ok", "../evil.txt": b"evil"}), "'..'"),
+    "nested_dotdot": (_tar_bytes({"ok.txt": b"ok", "a/../../evil.txt": b"evil"}), "'..'"),
+    "absolute": (_tar_bytes({"ok.txt": b"ok", "/tmp/evil.txt": b"evil"}), "absolute path"),
+    "symlink_escape": (_tar_bytes({"ok.txt": b"ok"}, extra=[_symlink("link", "../../etc")]), "symlink"),
+    "symlink_absolute": (_tar_bytes({"ok.txt": b"ok"}, extra=[_symlink("link", "/etc/passwd")]), "symlink"),
+    "hardlink_escape": (_tar_bytes({"ok.txt": b"ok"}, extra=[_symlink("h", "../outside", hard=True)]), "hard link"),
+    "device": (_tar_bytes({"ok.txt": b"ok"}, extra=[_device("dev")]), "device"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MALICIOUS_TARS))
+def test_malicious_tar_is_refused_and_extracts_nothing(kind, tmp_path):
+    data, reason = MALICIOUS_TARS[kind]
+    archive = tmp_path / "bad.tar.gz"
+    archive.write_bytes(data)
+    target = tmp_path / "target"
+    with pytest.raises(HRNetError, match=reason):
+        safe_extract(archive, target)
+    assert list(target.iterdir()) == []
+    assert not (tmp_path / "evil.txt").exists()
+
+
+@pytest.mark.parametrize("name", ["../evil.txt", "/abs/evil.txt", "a/../../evil.txt"])
+def test_malicious_zip_is_refused_and_extracts_nothing(name, tmp_path):
+    archive = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("ok.txt", b"ok")
+        zf.writestr(zipfile.ZipInfo(name), b"evil")
+    target = tmp_path / "target"
+    with pytest.raises(HRNetError, match="refusing the whole archive"):
+        safe_extract(archive, target)
+    assert list(target.iterdir()) == []
+
+
+def test_malicious_archive_fetch_publishes_nothing(http_server, tmp_path):
+    data, _ = MALICIOUS_TARS["dotdot"]
+    http_server.files["/bad.tar.gz"] = data
+    out = tmp_path / "out"
+    code = main(["fetch", "bad", "--out", str(out), "--source", f"{http_server.url}/bad.tar.gz",
+                 "--sha256", _sha256(data)])  # fmt: skip
+    assert code == 2
+    assert not (out / "bad").exists()
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".downloads")] == []
+    assert not (tmp_path / "evil.txt").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# S3 (moto server on loopback) and file://
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_endpoint, monkeypatch):
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": s3_endpoint,
+    }.items():
+        monkeypatch.setenv(key, value)
+    import boto3
+
+    boto3.setup_default_session()  # a fresh session that reads this environment
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    bucket = "team-mirror"
+    if bucket not in [b["Name"] for b in client.list_buckets().get("Buckets", [])]:
+        client.create_bucket(Bucket=bucket)
+    yield client
+    boto3.DEFAULT_SESSION = None
+
+
+def test_s3_mirror_of_a_catalogue_dataset(s3_env, tmp_path):
+    archive = _good_archive()
+    s3_env.put_object(Bucket="team-mirror", Key="ade/ADEChallengeData2016.zip", Body=archive)
+    # the catalogue's md5 is kept for a mirror: these bytes are not the real ADE20K, so refused
+    code = main(["fetch", "ade20k", "--out", str(tmp_path), "--source", "s3://team-mirror/ade/ADEChallengeData2016.zip"])
+    assert code == 2
+    assert _leftovers(tmp_path) == []
+
+
+def test_s3_fetch_resumes_with_ranged_get(s3_env, tmp_path):
+    import boto3
+
+    zip_buffer = io.BytesIO()
+    with zipfile.ZipFile(zip_buffer, "w") as zf:
+        zf.writestr("faces/a.txt", b"a" * 5000)
+    archive = zip_buffer.getvalue()
+    s3_env.put_object(Bucket="team-mirror", Key="faces.zip", Body=archive)
+    ranges = []
+    boto3.DEFAULT_SESSION.events.register(
+        "before-call.s3.GetObject", lambda params, **_: ranges.append(params.get("headers", {}).get("Range"))
+    )
+    part = tmp_path / ".downloads" / "faces.zip.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(archive[:100])
+    code = main(["fetch", "faces_mirror", "--out", str(tmp_path), "--source", "s3://team-mirror/faces.zip",
+                 "--sha256", _sha256(archive)])  # fmt: skip
+    assert code == 0
+    assert ranges == ["bytes=100-"]
+    assert (tmp_path / "faces_mirror" / "faces" / "a.txt").read_bytes() == b"a" * 5000
+
+
+def test_s3_missing_key_is_a_user_error_without_retry(s3_env, tmp_path):
+    files = (RemoteFile("s3://team-mirror/nope.zip", "nope.zip"),)
+    with pytest.raises(HRNetError, match="NoSuchKey"):
+        fetch_files("nope", files, out=tmp_path, retry=RetryPolicy(attempts=3, base_delay=100.0))
+    assert _leftovers(tmp_path) == []
+
+
+def test_file_source_multi_file_prefix(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "WFLW_annotations.tar.gz").write_bytes(_tar_bytes({"WFLW_annotations/list.txt": b"x"}))
+    (mirror / "WFLW_images.tar.gz").write_bytes(_tar_bytes({"WFLW_images/0.jpg": b"y"}))
+    out = tmp_path / "data"
+    assert main(["fetch", "wflw", "--out", str(out), "--source", f"{mirror.as_uri()}/"]) == 0
+    assert (out / "wflw" / "WFLW_annotations" / "list.txt").exists()
+    assert (out / "wflw" / "WFLW_images" / "0.jpg").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# catalogue
+# --------------------------------------------------------------------------------------------
+
+
+def test_embedded_dataset_is_not_fetched(capsys):
+    assert main(["fetch", "digits"]) == 2
+    assert "hrnet generate digits" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["imagenet", "cityscapes", "300w"])
+def test_login_datasets_explain_the_manual_step(name):
+    with pytest.raises(HRNetError, match=r"--source") as info:
+        catalog.resolve_files(catalog.get_dataset(name), None)
+    for remote in catalog.get_dataset(name).files:
+        assert remote.filename in str(info.value)
+
+
+def test_catalogue_entries_are_well_formed():
+    for name in catalog.list_datasets():
+        entry = catalog.get_dataset(name)
+        assert entry.files and entry.homepage.startswith("http")
+        for remote in entry.files:
+            assert remote.url.startswith(("http://", "https://", "manual://"))
+            assert entry.manual or not remote.url.startswith("manual://")
+        mirrored = catalog.resolve_files(entry, "s3://mirror/x/")
+        assert [f.url for f in mirrored] == [f"s3://mirror/x/{f.filename}" for f in entry.files]
