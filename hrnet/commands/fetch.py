@@ -7,7 +7,9 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", nargs="?", help="catalogue name (see --list), or any name with --source and --sha256")
+    parser.add_argument(
+        "dataset", nargs="?", help="catalogue name (see --list), or any name with --source and --sha256"
+    )
     parser.add_argument("--out", type=Path, default=Path("data"), help="parent folder (default: data)")
     parser.add_argument(
         "--source",

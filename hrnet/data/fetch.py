@@ -139,6 +139,10 @@ class TransientError(Exception):
     """A failure worth retrying (connection lost, timeout, truncated body, server error)."""
 
 
+class _RangeNotSatisfiable(Exception):
+    """The server refused the resume offset: the ``.part`` is not a prefix of the file."""
+
+
 # --------------------------------------------------------------------------------------------
 # Transports: each opens a byte stream starting at ``offset`` and says whether it honoured it
 # --------------------------------------------------------------------------------------------
@@ -221,12 +225,12 @@ def _open_file(url: str, offset: int) -> _Stream:
         raise HRNetError(f"{path}: no such file (source {url})") from exc
     except OSError as exc:
         raise HRNetError(f"{path}: cannot read: {exc.strerror}") from exc
+    size = path.stat().st_size
+    if offset > size:  # a .part longer than the file: not a prefix of it
+        handle.close()
+        raise _RangeNotSatisfiable
     handle.seek(offset)
-    return _Stream(handle, True, path.stat().st_size)
-
-
-class _RangeNotSatisfiable(Exception):
-    pass
+    return _Stream(handle, True, size)
 
 
 def _open(url: str, offset: int, *, endpoint_url: str | None, timeout: float) -> _Stream:
@@ -465,6 +469,10 @@ def fetch_files(
     """
     if not files:
         raise HRNetError(f"{name}: nothing to fetch")
+    if not name or name.startswith(".") or any(not (c.isalnum() or c in "_.-") for c in name):
+        raise HRNetError(
+            f"{name!r}: a dataset name is letters, digits, '_', '.', '-' (not starting with '.')"
+        )
     out = Path(out)
     final = out / name
     if final.exists():

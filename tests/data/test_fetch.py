@@ -132,7 +132,13 @@ def test_http_good_archive_lands_complete_with_manifest(http_server, tmp_path):
     assert manifest["files"][0]["checksum"] == f"sha256:{_sha256(archive)}"
     assert manifest["files"][0]["verified"] is True
     assert manifest["files"][0]["source"].endswith("/toy.tar.gz")
-    assert _leftovers(tmp_path) == ["toy", "toy/.fetched.json", "toy/toy", "toy/toy/README.txt", "toy/toy/data.bin"]
+    assert _leftovers(tmp_path) == [
+        "toy",
+        "toy/.fetched.json",
+        "toy/toy",
+        "toy/toy/README.txt",
+        "toy/toy/data.bin",
+    ]
     # a second fetch finds it published and downloads nothing
     before = len(http_server.requests)
     assert main(["fetch", "toy", "--out", str(tmp_path), "--source", f"{http_server.url}/toy.tar.gz"]) == 0
@@ -209,7 +215,9 @@ def test_unknown_checksum_is_computed_and_recorded(http_server, tmp_path):
     # trust on first use: a forced re-fetch of changed bytes is refused
     http_server.files["/toy.tar.gz"] = _tar_bytes({"toy/README.txt": b"tampered\n"})
     with pytest.raises(HRNetError, match="checksum mismatch"):
-        fetch_files("toy", (RemoteFile(f"{http_server.url}/toy.tar.gz", "toy.tar.gz"),), out=tmp_path, force=True)
+        fetch_files(
+            "toy", (RemoteFile(f"{http_server.url}/toy.tar.gz", "toy.tar.gz"),), out=tmp_path, force=True
+        )
     assert (tmp_path / "toy" / "toy" / "README.txt").read_bytes() == b"hello\n"  # old copy intact
 
 
@@ -237,7 +245,10 @@ MALICIOUS_TARS = {
     "absolute": (_tar_bytes({"ok.txt": b"ok", "/tmp/evil.txt": b"evil"}), "absolute path"),
     "symlink_escape": (_tar_bytes({"ok.txt": b"ok"}, extra=[_symlink("link", "../../etc")]), "symlink"),
     "symlink_absolute": (_tar_bytes({"ok.txt": b"ok"}, extra=[_symlink("link", "/etc/passwd")]), "symlink"),
-    "hardlink_escape": (_tar_bytes({"ok.txt": b"ok"}, extra=[_symlink("h", "../outside", hard=True)]), "hard link"),
+    "hardlink_escape": (
+        _tar_bytes({"ok.txt": b"ok"}, extra=[_symlink("h", "../outside", hard=True)]),
+        "hard link",
+    ),
     "device": (_tar_bytes({"ok.txt": b"ok"}, extra=[_device("dev")]), "device"),
 }
 
@@ -318,7 +329,16 @@ def test_s3_mirror_of_a_catalogue_dataset(s3_env, tmp_path):
     archive = _good_archive()
     s3_env.put_object(Bucket="team-mirror", Key="ade/ADEChallengeData2016.zip", Body=archive)
     # the catalogue's md5 is kept for a mirror: these bytes are not the real ADE20K, so refused
-    code = main(["fetch", "ade20k", "--out", str(tmp_path), "--source", "s3://team-mirror/ade/ADEChallengeData2016.zip"])
+    code = main(
+        [
+            "fetch",
+            "ade20k",
+            "--out",
+            str(tmp_path),
+            "--source",
+            "s3://team-mirror/ade/ADEChallengeData2016.zip",
+        ]
+    )
     assert code == 2
     assert _leftovers(tmp_path) == []
 
@@ -390,3 +410,10 @@ def test_catalogue_entries_are_well_formed():
             assert entry.manual or not remote.url.startswith("manual://")
         mirrored = catalog.resolve_files(entry, "s3://mirror/x/")
         assert [f.url for f in mirrored] == [f"s3://mirror/x/{f.filename}" for f in entry.files]
+
+
+@pytest.mark.parametrize("name", ["../escape", ".hidden", "a/b", ""])
+def test_dataset_name_cannot_leave_the_out_folder(name, tmp_path):
+    with pytest.raises(HRNetError, match="dataset name"):
+        fetch_files(name, (RemoteFile("file:///nonexistent.tar", "x.tar"),), out=tmp_path / "out")
+    assert not (tmp_path / "escape").exists()

@@ -1,0 +1,61 @@
+"""Validate a dataset on disk with Great Expectations; write summary.json and Data Docs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+FORMATS = ("imagefolder", "coco_instances", "coco_keypoints", "mask_segmentation", "landmarks_300w")
+MAX_PRINTED = 50
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("format", choices=FORMATS, help="the on-disk format (docs/DATA.md)")
+    parser.add_argument("--root", type=Path, required=True, help="the dataset folder")
+    parser.add_argument("--split", default="train", help="split name (train, val, val2017, ...)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for summary.json and data_docs/")
+    parser.add_argument("--num-classes", type=int, help="mask_segmentation: classes incl. background; "
+                        "imagefolder: expected class folders")  # fmt: skip
+    parser.add_argument("--ignore-index", type=int, default=255, help="mask_segmentation: ignored label")
+    parser.add_argument("--num-points", type=int, help="landmarks_300w: points per face (default 68)")
+    parser.add_argument(
+        "--annotations", type=Path, help="COCO formats: the annotation JSON (default by layout)"
+    )
+    parser.add_argument("--images", type=Path, help="override the image folder")
+    parser.add_argument("--masks", type=Path, help="mask_segmentation: override the label-map folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from hrnet.data.validate import validate_dataset
+
+    report = validate_dataset(
+        args.format,
+        root=args.root,
+        split=args.split,
+        out=args.out,
+        num_classes=args.num_classes,
+        ignore_index=args.ignore_index,
+        num_points=args.num_points,
+        annotations=args.annotations,
+        images=args.images,
+        masks=args.masks,
+    )
+    console = Console()
+    rows = ", ".join(f"{count} {name}" for name, count in report.rows.items())
+    if report.success:
+        console.print(f"[green]valid[/green] {args.format} {args.root} ({args.split}): {rows}")
+        console.print(f"summary: {args.out / 'summary.json'}; data docs: {report.data_docs}")
+        return 0
+    table = Table(title=f"{args.format} {args.root} ({args.split}): {len(report.failures)} failing records")
+    for column in ("file", "record", "reason"):
+        table.add_column(column, overflow="fold")
+    for failure in report.failures[:MAX_PRINTED]:
+        table.add_row(failure.file, failure.record or "-", failure.reason)
+    console.print(table)
+    if len(report.failures) > MAX_PRINTED:
+        console.print(f"... and {len(report.failures) - MAX_PRINTED} more in {args.out / 'summary.json'}")
+    console.print(f"[red]invalid[/red]: summary {args.out / 'summary.json'}; data docs: {report.data_docs}")
+    return 1
