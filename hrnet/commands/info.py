@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from hrnet.models.flops import FlopCount
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar=("H", "W"),
         help="input height and width for the FLOP count (default: 224 224)",
     )
-    parser.add_argument("--num-classes", type=int, default=None, help="classifier outputs (default: the model's)")
+    parser.add_argument(
+        "--num-classes", type=int, default=None, help="classifier outputs (default: the model's)"
+    )
     parser.add_argument(
         "--output",
         choices=("classification", "branches", "v1", "v2"),
@@ -29,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     from hrnet.errors import HRNetError
     from hrnet.models import create_model, list_models
-    from hrnet.models.flops import count_flops, count_params
+    from hrnet.models.flops import count_params
 
     if args.model not in list_models():
         raise HRNetError(f"model {args.model!r}: unknown; known models: {', '.join(list_models())}")
@@ -47,15 +55,15 @@ def run(args: argparse.Namespace) -> int:
     height, width = args.input_size
     params = count_params(model)
     try:
-        flops = count_flops(model, (height, width))
-    except (RuntimeError, TypeError, ValueError, NotImplementedError):
-        # models that take a list of images (detection)
-        image = torch.zeros(getattr(model, "in_chans", 3), height, width, device="meta")
-        flops = count_flops(model, (height, width), example_inputs=([image],))
+        flops = _count(model, (height, width))
+    except NotImplementedError:  # data-dependent ops (a detector's RPN) cannot run on meta tensors
+        flops = _count(create_model(args.model, **kwargs), (height, width))
 
     print(f"model        {args.model}")
     print(f"parameters   {params / 1e6:.2f} M ({params:,})")
-    print(f"GFLOPs       {flops.gflops:.2f} at {height}x{width} (conv+linear multiply-adds / 2^30, as published)")
+    print(
+        f"GFLOPs       {flops.gflops:.2f} at {height}x{width} (conv+linear multiply-adds / 2^30, as published)"
+    )
     print(f"GMACs        {flops.gmacs:.2f} (multiply-adds / 1e9)")
     feature_info = getattr(model, "feature_info", None) or getattr(
         getattr(model, "backbone", None), "feature_info", None
@@ -65,3 +73,17 @@ def run(args: argparse.Namespace) -> int:
         for info in feature_info:
             print(f"             {info['num_chs']:>7}  {info['reduction']:>9}  {info['module']}")
     return 0
+
+
+def _count(model: nn.Module, size: tuple[int, int]) -> FlopCount:
+    """FLOPs of ``model`` for one image: a batch tensor, or a list of images (detection models)."""
+    import torch
+
+    from hrnet.models.flops import count_flops
+
+    try:
+        return count_flops(model, size)
+    except (RuntimeError, TypeError, ValueError, AssertionError):
+        device = next(model.parameters()).device
+        image = torch.zeros(getattr(model, "in_chans", 3), *size, device=device)
+        return count_flops(model, size, example_inputs=([image],))

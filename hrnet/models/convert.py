@@ -161,7 +161,9 @@ def _unwrap(obj: object, name: str) -> StateDict:
     while isinstance(obj, Mapping) and not all(isinstance(v, Tensor) for v in obj.values()):
         inner = next((obj[k] for k in _WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
         if inner is None:
-            raise HRNetError(f"{name}: no state dict found (top-level keys: {', '.join(map(str, list(obj)[:12]))})")
+            raise HRNetError(
+                f"{name}: no state dict found (top-level keys: {', '.join(map(str, list(obj)[:12]))})"
+            )
         obj = inner
     if not isinstance(obj, Mapping) or not obj:
         raise HRNetError(f"{name}: expected a state dict (str -> Tensor), got {type(obj).__name__}")
@@ -194,7 +196,9 @@ def read_checkpoint(source: str | os.PathLike[str] | Mapping[str, object]) -> tu
     try:
         obj = torch.load(name, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types
-        raise HRNetError(f"{name}: cannot load checkpoint with weights_only=True: {exc}") from exc
+        lines = str(exc).splitlines() or [type(exc).__name__]
+        reason = next((line.strip() for line in lines if "Unsupported global" in line), lines[0])
+        raise HRNetError(f"{name}: cannot load checkpoint with weights_only=True: {reason}") from exc
     return _unwrap(obj, name), name
 
 
@@ -298,7 +302,9 @@ def load_state_dict_checked(
     )
     if strict and (report.missing or report.unused or report.mismatched):
         raise HRNetError(f"strict load failed:\n{report.summary()}")
-    logger.log(logging.WARNING if report.missing or report.mismatched else logging.INFO, "%s", report.summary())
+    logger.log(
+        logging.WARNING if report.missing or report.mismatched else logging.INFO, "%s", report.summary()
+    )
     return report
 
 

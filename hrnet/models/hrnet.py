@@ -14,6 +14,7 @@ of ``k + 2`` stride-2 3x3 convolutions applied to the input (``ceil`` halving, 1
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -119,7 +120,11 @@ class Bottleneck(nn.Module):
 
 
 def _make_layer(
-    block: type[BasicBlock] | type[Bottleneck], in_chs: int, planes: int, num_blocks: int, norm_layer: NormLayer
+    block: type[BasicBlock] | type[Bottleneck],
+    in_chs: int,
+    planes: int,
+    num_blocks: int,
+    norm_layer: NormLayer,
 ) -> nn.Sequential:
     blocks = [block(in_chs, planes, norm_layer=norm_layer)]
     blocks += [block(planes * block.expansion, planes, norm_layer=norm_layer) for _ in range(1, num_blocks)]
@@ -127,7 +132,14 @@ def _make_layer(
 
 
 def _conv_bn(
-    in_chs: int, out_chs: int, *, kernel_size: int, stride: int, relu: bool, norm_layer: NormLayer, bias: bool = False
+    in_chs: int,
+    out_chs: int,
+    *,
+    kernel_size: int,
+    stride: int,
+    relu: bool,
+    norm_layer: NormLayer,
+    bias: bool = False,
 ) -> nn.Sequential:
     layers: list[nn.Module] = [
         nn.Conv2d(in_chs, out_chs, kernel_size, stride=stride, padding=kernel_size // 2, bias=bias),
@@ -179,7 +191,9 @@ class HighResolutionModule(nn.Module):
             _conv_bn(widths[j], widths[j], kernel_size=3, stride=2, relu=True, norm_layer=norm_layer)
             for _ in range(i - j - 1)
         ]
-        steps.append(_conv_bn(widths[j], widths[i], kernel_size=3, stride=2, relu=False, norm_layer=norm_layer))
+        steps.append(
+            _conv_bn(widths[j], widths[i], kernel_size=3, stride=2, relu=False, norm_layer=norm_layer)
+        )
         return nn.Sequential(*steps)
 
     def forward(self, xs: list[Tensor]) -> list[Tensor]:
@@ -291,7 +305,7 @@ class HighResolutionNet(nn.Module):
             )
             self.downsamp_modules = nn.ModuleList(
                 _conv_bn(a, b, kernel_size=3, stride=2, relu=True, norm_layer=norm, bias=True)
-                for a, b in zip(head_chs[:-1], head_chs[1:])
+                for a, b in itertools.pairwise(head_chs)
             )
             self.final_layer = _conv_bn(
                 head_chs[-1], HEAD_FEATURES, kernel_size=1, stride=1, relu=True, norm_layer=norm, bias=True
@@ -330,7 +344,10 @@ class HighResolutionNet(nn.Module):
         if self.output == "classification":
             return [{"num_chs": HEAD_FEATURES, "reduction": 32, "module": "final_layer"}]
         if self.output == "branches":
-            return [{"num_chs": c, "reduction": 4 * 2**k, "module": f"stage4.branch{k}"} for k, c in enumerate(chs)]
+            return [
+                {"num_chs": c, "reduction": 4 * 2**k, "module": f"stage4.branch{k}"}
+                for k, c in enumerate(chs)
+            ]
         if self.output == "v1":
             return [{"num_chs": chs[0], "reduction": 4, "module": "stage4"}]
         return [{"num_chs": sum(chs), "reduction": 4, "module": "stage4.concat"}]
@@ -350,7 +367,9 @@ class HighResolutionNet(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier by a fresh ``Linear(2048, num_classes)`` (0 = identity)."""
         if self.output != "classification":
-            raise ValueError(f"reset_classifier needs output='classification', this model has {self.output!r}")
+            raise ValueError(
+                f"reset_classifier needs output='classification', this model has {self.output!r}"
+            )
         ref = self.final_layer[0].weight
         self.num_classes = num_classes
         self.classifier = self._classifier(num_classes).to(device=ref.device, dtype=ref.dtype)
