@@ -11,7 +11,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, default=None, help="dataset folder to create (default: data/embedded/NAME)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical files")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed; the same seed gives identical files"
+    )
     parser.add_argument("--num-train", type=int, default=None, help="training images (default per dataset)")
     parser.add_argument("--num-val", type=int, default=None, help="validation images (default per dataset)")
     parser.add_argument("--force", action="store_true", help="replace an existing dataset folder")

@@ -48,7 +48,9 @@ class ImageFolderDataset(Dataset):
         self.transforms = transforms
         folder = self.root / split
         if not folder.is_dir():
-            raise HRNetError(f"{folder}: split folder not found (expected {self.root}/<split>/<class>/<image>)")
+            raise HRNetError(
+                f"{folder}: split folder not found (expected {self.root}/<split>/<class>/<image>)"
+            )
         self.classes: list[str] = sorted(
             p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
         )
@@ -58,7 +60,11 @@ class ImageFolderDataset(Dataset):
         self.samples: list[tuple[Path, int]] = []
         for cls in self.classes:
             for path in sorted((folder / cls).rglob("*")):
-                if path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".") and path.is_file():
+                if (
+                    path.suffix.lower() in IMAGE_EXTENSIONS
+                    and not path.name.startswith(".")
+                    and path.is_file()
+                ):
                     self.samples.append((path, self.class_to_idx[cls]))
         if not self.samples:
             raise HRNetError(f"{folder}: no images in the class folders")

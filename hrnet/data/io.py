@@ -34,7 +34,17 @@ __all__ = [
 ]
 
 # File name endings the readers treat as images (lower case).
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS: tuple[str, ...] = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".ppm",
+    ".pgm",
+    ".tif",
+    ".tiff",
+    ".webp",
+)
 
 
 def _where(path: Path, record: str | None) -> str:
@@ -119,7 +129,9 @@ def load_json(path: str | Path) -> Any:
     except FileNotFoundError:
         raise HRNetError(f"{path}: file not found") from None
     except json.JSONDecodeError as exc:
-        raise HRNetError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        raise HRNetError(
+            f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
     except UnicodeDecodeError as exc:
         raise HRNetError(f"{path}: not UTF-8 text: {exc}") from None
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as F
@@ -26,13 +27,20 @@ __all__ = [
     "IMAGENET_STD",
     "RandomCropCatMax",
     "RandomRescale",
+    "TopDownTransform",
     "classification_eval_transforms",
     "classification_train_transforms",
     "collate_classification",
     "collate_detection",
+    "collate_keypoints",
     "collate_segmentation",
     "detection_eval_transforms",
     "detection_train_transforms",
+    "flip_joints",
+    "landmark_eval_transforms",
+    "landmark_train_transforms",
+    "pose_eval_transforms",
+    "pose_train_transforms",
     "segmentation_eval_transforms",
     "segmentation_train_transforms",
 ]
@@ -55,7 +63,7 @@ def _to_float(mean: Sequence[float] | None, std: Sequence[float] | None) -> list
 
 def classification_train_transforms(
     *,
-    size: int = 224,
+    size: int | tuple[int, int] = 224,
     scale: tuple[float, float] = (0.08, 1.0),
     hflip_prob: float = 0.5,
     mean: Sequence[float] = IMAGENET_MEAN,
@@ -63,7 +71,8 @@ def classification_train_transforms(
 ) -> T.Compose:
     """ImageNet training: RandomResizedCrop(``size``, ``scale``) + horizontal flip + normalise.
 
-    Output image: float32 ``[3, size, size]``. For the 32x32 ``digits`` set use ``size=32``,
+    ``size`` is an int (square) or ``(height, width)``. Output image: float32
+    ``[3, size, size]``. For the 32x32 ``digits`` set use ``size=32``,
     ``scale=(0.6, 1.0)`` and ``hflip_prob=0`` (mirrored digits are other symbols).
     """
     steps: list[T.Transform] = [T.ToImage(), T.RandomResizedCrop(size, scale=scale, antialias=True)]
@@ -74,17 +83,18 @@ def classification_train_transforms(
 
 def classification_eval_transforms(
     *,
-    size: int = 224,
+    size: int | tuple[int, int] = 224,
     resize_size: int | None = None,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
 ) -> T.Compose:
     """ImageNet evaluation: resize the short side to ``resize_size`` then centre-crop ``size``.
 
-    ``resize_size`` defaults to ``round(size * 256 / 224)`` (256 for 224). Output image:
-    float32 ``[3, size, size]``.
+    ``size`` is an int (square) or ``(height, width)``; ``resize_size`` (the short side) defaults
+    to ``round(min(size) * 256 / 224)`` (256 for 224). Output image: float32 ``[3, *size]``.
     """
-    resize_size = round(size * 256 / 224) if resize_size is None else resize_size
+    short = size if isinstance(size, int) else min(size)
+    resize_size = round(short * 256 / 224) if resize_size is None else resize_size
     steps: list[T.Transform] = [T.ToImage(), T.Resize(resize_size, antialias=True), T.CenterCrop(size)]
     return T.Compose(steps + _to_float(mean, std))
 
@@ -108,7 +118,9 @@ class RandomRescale(T.Transform):
     base size the ratio applies to the image's own size.
     """
 
-    def __init__(self, *, base_size: tuple[int, int] | None, ratio_range: tuple[float, float] = (0.5, 2.0)) -> None:
+    def __init__(
+        self, *, base_size: tuple[int, int] | None, ratio_range: tuple[float, float] = (0.5, 2.0)
+    ) -> None:
         super().__init__()
         self.base_size = base_size
         self.ratio_range = ratio_range
@@ -136,7 +148,9 @@ class RandomCropCatMax(T.Transform):
     mask with ``ignore_index``.
     """
 
-    def __init__(self, size: tuple[int, int], *, cat_max_ratio: float = 0.75, ignore_index: int = 255) -> None:
+    def __init__(
+        self, size: tuple[int, int], *, cat_max_ratio: float = 0.75, ignore_index: int = 255
+    ) -> None:
         super().__init__()
         self.size = (int(size[0]), int(size[1]))
         self.cat_max_ratio = cat_max_ratio
@@ -159,7 +173,9 @@ class RandomCropCatMax(T.Transform):
         return {"top": top, "left": left, "height": crop_h, "width": crop_w, "pad": pad}
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        out = self._call_kernel(F.crop, inpt, params["top"], params["left"], params["height"], params["width"])
+        out = self._call_kernel(
+            F.crop, inpt, params["top"], params["left"], params["height"], params["width"]
+        )
         if any(params["pad"]):
             fill = self.ignore_index if isinstance(inpt, tv_tensors.Mask) else 0
             out = self._call_kernel(F.pad, out, params["pad"], fill=fill)
@@ -236,7 +252,9 @@ class _ImageOnly(T.Transform):
         return (image, *rest) if rest else image
 
 
-def collate_segmentation(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+def collate_segmentation(
+    batch: Sequence[tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``[(image [3,H,W], mask [H,W])]`` -> ``(images float [B,3,H,W], masks int64 [B,H,W])``."""
     images = torch.stack([torch.as_tensor(image) for image, _ in batch]).as_subclass(torch.Tensor)
     masks = torch.stack([torch.as_tensor(mask) for _, mask in batch]).as_subclass(torch.Tensor)
@@ -292,7 +310,242 @@ def collate_detection(batch: Sequence[tuple[torch.Tensor, dict]]) -> tuple[list[
 
 def _canvas_size(flat_inputs: list[Any]) -> tuple[int, int]:
     for x in flat_inputs:
-        if isinstance(x, tv_tensors.Image | tv_tensors.Mask) or (hasattr(x, "size") and not torch.is_tensor(x)):
+        if isinstance(x, tv_tensors.Image | tv_tensors.Mask) or (
+            hasattr(x, "size") and not torch.is_tensor(x)
+        ):
             height, width = F.get_size(x)
             return int(height), int(width)
     raise TypeError("no image or mask among the inputs")
+
+
+# --------------------------------------------------------------------------------------------
+# top-down pose and facial landmarks (affine crop around a centre/scale + heatmap targets)
+
+
+class TopDownTransform:
+    """Top-down keypoint pipeline: affine crop of one instance, heatmap targets, normalisation.
+
+    Geometry follows the pose reference (PE) through :mod:`hrnet.pose_utils`: ``center`` in
+    pixels and ``scale`` in units of 200 px. In training, in this order: horizontal flip
+    (``flip_prob``, joints swapped by ``flip_pairs``), half-body crop (``half_body_prob`` when
+    more than ``half_body_min_joints`` joints are labelled), random scale
+    ``clip(1 + N(0, 1) * scale_factor, 1 - s, 1 + s)`` and, with probability ``rotation_prob``,
+    rotation ``clip(N(0, 1) * rotation, -2r, 2r)`` degrees (the face recipe,
+    ``uniform_jitter=True``, draws scale and rotation uniformly in ``±scale_factor``,
+    ``±rotation`` instead).
+
+    Called as ``transform(image, target)`` with ``image`` uint8 ``[3, H, W]`` and ``target``
+    holding ``keypoints`` float ``[K, 3]`` (x, y, v) in image pixels, ``center`` ``[2]`` and
+    ``scale`` ``[2]`` (plus pass-through fields such as ``image_id``, ``bbox_score``).
+    Returns ``image`` float32 ``[3, h, w]`` normalised (``input_size = (w, h)``) and ``target``
+    with ``heatmaps`` float32 ``[K, h/4, w/4]`` (``heatmap_size``), ``target_weight`` float32
+    ``[K]``, the (augmented) ``center``/``scale``/``rotation`` used for the crop, ``flipped``,
+    and ``joints`` float32 ``[K, 3]``: the keypoints in input pixels with their weights.
+    """
+
+    def __init__(
+        self,
+        *,
+        train: bool,
+        input_size: Sequence[int] = (192, 256),
+        heatmap_size: Sequence[int] | None = None,
+        sigma: float = 2.0,
+        flip_pairs: Sequence[tuple[int, int]] = (),
+        flip_prob: float = 0.5,
+        scale_factor: float = 0.35,
+        rotation: float = 45.0,
+        rotation_prob: float = 0.6,
+        uniform_jitter: bool = False,
+        half_body_prob: float = 0.3,
+        half_body_min_joints: int = 8,
+        upper_body_ids: Sequence[int] = tuple(range(11)),
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        self.train = train
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.heatmap_size = (
+            (self.input_size[0] // 4, self.input_size[1] // 4)
+            if heatmap_size is None
+            else tuple(heatmap_size)
+        )
+        self.sigma = sigma
+        self.flip_pairs = [tuple(p) for p in flip_pairs]
+        self.flip_prob = flip_prob
+        self.scale_factor = scale_factor
+        self.rotation = rotation
+        self.rotation_prob = rotation_prob
+        self.uniform_jitter = uniform_jitter
+        self.half_body_prob = half_body_prob
+        self.half_body_min_joints = half_body_min_joints
+        self.upper_body_ids = set(upper_body_ids)
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+
+    def __call__(self, image: torch.Tensor, target: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
+        from hrnet.pose_utils import (
+            affine_transform_points,
+            generate_heatmaps,
+            get_affine_transform,
+            warp_affine,
+        )
+
+        image = torch.as_tensor(image).as_subclass(torch.Tensor)
+        width = image.shape[-1]
+        joints = np.asarray(target["keypoints"], dtype=np.float64).copy()
+        center = np.asarray(target["center"], dtype=np.float64).copy()
+        scale = np.asarray(target["scale"], dtype=np.float64).copy()
+        rotation, flipped = 0.0, False
+        if self.train:
+            if self.flip_prob > 0 and float(torch.rand(())) < self.flip_prob:
+                image = image.flip(-1)
+                joints = flip_joints(joints, width, self.flip_pairs)
+                center[0] = width - center[0] - 1
+                flipped = True
+            visible = joints[:, 2] > 0
+            if visible.sum() > self.half_body_min_joints and float(torch.rand(())) < self.half_body_prob:
+                half = self._half_body(joints, visible)
+                if half is not None:
+                    center, scale = half
+            if self.uniform_jitter:
+                scale = scale * float(torch.empty(()).uniform_(1 - self.scale_factor, 1 + self.scale_factor))
+                if float(torch.rand(())) < self.rotation_prob:
+                    rotation = float(torch.empty(()).uniform_(-self.rotation, self.rotation))
+            else:
+                jitter = float(torch.randn(())) * self.scale_factor + 1
+                scale = scale * min(max(jitter, 1 - self.scale_factor), 1 + self.scale_factor)
+                if float(torch.rand(())) < self.rotation_prob:
+                    rotation = min(
+                        max(float(torch.randn(())) * self.rotation, -2 * self.rotation), 2 * self.rotation
+                    )
+        matrix = get_affine_transform(center, scale, rotation, self.input_size)
+        crop = warp_affine(image.float(), matrix, self.input_size)
+        crop = ((crop / 255.0) - self.mean) / self.std
+        joints[:, :2] = affine_transform_points(joints[:, :2], matrix)
+        points = torch.from_numpy(joints[:, :2]).to(torch.float32)
+        heatmaps, weight = generate_heatmaps(
+            points,
+            torch.from_numpy(joints[:, 2] > 0),
+            image_size=self.input_size,
+            heatmap_size=self.heatmap_size,
+            sigma=self.sigma,
+        )
+        out = dict(target)
+        out.update(
+            heatmaps=heatmaps,
+            target_weight=weight,
+            center=torch.from_numpy(center).to(torch.float32),
+            scale=torch.from_numpy(scale).to(torch.float32),
+            rotation=rotation,
+            flipped=flipped,
+            joints=torch.cat([points, weight[:, None]], dim=1),
+        )
+        return crop, out
+
+    def _half_body(self, joints: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Centre/scale of the upper or the lower body's labelled joints (PE's half-body crop)."""
+        from hrnet.pose_utils import PIXEL_STD
+
+        upper = [k for k in np.flatnonzero(visible) if k in self.upper_body_ids]
+        lower = [k for k in np.flatnonzero(visible) if k not in self.upper_body_ids]
+        chosen = (
+            upper
+            if (float(torch.rand(())) < 0.5 and len(upper) > 2)
+            else (lower if len(lower) > 2 else upper)
+        )
+        if len(chosen) < 2:
+            return None
+        pts = joints[chosen, :2]
+        center = pts.mean(axis=0)
+        w, h = pts.max(axis=0) - pts.min(axis=0)
+        aspect = self.input_size[0] / self.input_size[1]
+        if w > aspect * h:
+            h = w / aspect
+        else:
+            w = h * aspect
+        return center, np.array([w, h]) / PIXEL_STD * 1.5
+
+
+def flip_joints(joints: np.ndarray, width: int, flip_pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Mirror keypoints ``[K, >=2]`` (x, y, ...) of an image ``width`` wide and swap left/right pairs.
+
+    Column ``x`` maps to ``width - 1 - x`` (pixel centres), as a horizontal image flip does.
+    """
+    out = joints.copy()
+    out[:, 0] = width - 1 - out[:, 0]
+    for a, b in flip_pairs:
+        out[[a, b]] = out[[b, a]]
+    return out
+
+
+def collate_keypoints(batch: Sequence[tuple[torch.Tensor, dict]]) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Pose/landmark batch: ``(images [B,3,h,w], target)``; tensors in ``target`` stacked to ``[B, ...]``,
+    numbers to 1-D tensors (``image_id`` int64, floats float32), anything else kept as a list."""
+    images = torch.stack([torch.as_tensor(image) for image, _ in batch]).as_subclass(torch.Tensor)
+    target: dict[str, Any] = {}
+    for key in batch[0][1]:
+        values = [t[key] for _, t in batch]
+        if all(torch.is_tensor(v) for v in values) and len({tuple(v.shape) for v in values}) == 1:
+            target[key] = torch.stack(values)
+        elif all(isinstance(v, bool) for v in values):
+            target[key] = torch.tensor(values, dtype=torch.bool)
+        elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            target[key] = torch.tensor(values, dtype=torch.int64)
+        elif all(isinstance(v, int | float) for v in values):
+            target[key] = torch.tensor(values, dtype=torch.float32)
+        else:
+            target[key] = values
+    return images, target
+
+
+def pose_train_transforms(
+    *,
+    input_size: Sequence[int] = (192, 256),
+    sigma: float = 2.0,
+    flip_pairs: Sequence[tuple[int, int]] | None = None,
+) -> TopDownTransform:
+    """COCO pose training (PE recipe): flip, half-body p 0.3, scale 0.35, rotation 45 (p 0.6), sigma 2."""
+    from hrnet.pose_utils import COCO_FLIP_PAIRS
+
+    pairs = COCO_FLIP_PAIRS if flip_pairs is None else flip_pairs
+    return TopDownTransform(train=True, input_size=input_size, sigma=sigma, flip_pairs=pairs)
+
+
+def pose_eval_transforms(*, input_size: Sequence[int] = (192, 256), sigma: float = 2.0) -> TopDownTransform:
+    """COCO pose evaluation: the crop of the (ground-truth or detected) box, no augmentation."""
+    return TopDownTransform(train=False, input_size=input_size, sigma=sigma)
+
+
+def landmark_train_transforms(
+    *,
+    flip_pairs: Sequence[tuple[int, int]],
+    input_size: int = 256,
+    heatmap_size: int = 64,
+    sigma: float = 1.5,
+) -> TopDownTransform:
+    """Facial landmark training (FL recipe): 256x256 crop, scale ±25%, rotation ±30° (p 0.6),
+    flip with the dataset's pairs, 64x64 heatmaps with sigma 1.5; no half-body."""
+    return TopDownTransform(
+        train=True,
+        input_size=(input_size, input_size),
+        heatmap_size=(heatmap_size, heatmap_size),
+        sigma=sigma,
+        flip_pairs=flip_pairs,
+        scale_factor=0.25,
+        rotation=30.0,
+        rotation_prob=0.6,
+        uniform_jitter=True,
+        half_body_prob=0.0,
+    )
+
+
+def landmark_eval_transforms(
+    *, input_size: int = 256, heatmap_size: int = 64, sigma: float = 1.5
+) -> TopDownTransform:
+    """Facial landmark evaluation: the 256x256 crop of the face box, 64x64 heatmaps."""
+    return TopDownTransform(
+        train=False,
+        input_size=(input_size, input_size),
+        heatmap_size=(heatmap_size, heatmap_size),
+        sigma=sigma,
+    )

@@ -1,0 +1,440 @@
+"""Semantic segmentation datasets: image + label map pairs in each benchmark's layout.
+
+Every dataset here is a list of ``(image, label map)`` file pairs plus a 256-entry lookup
+table that turns the stored label values into training ids (``0..C-1``, 255 = ignore):
+
+================  ==========================================================  =========
+dataset           stored labels -> training ids                               classes
+================  ==========================================================  =========
+MaskFolder        as stored (the embedded ``shapes`` masks: 0 background,      given
+                  category id, 255 ignore)
+Cityscapes        ``*_gtFine_labelIds.png`` ids -> trainIds (cityscapesScripts  19
+                  ``helpers/labels.py``), everything else 255
+ADE20K            0 (other) -> 255, k -> k - 1 ("reduce zero label")           150
+PascalVOC         0..20 kept, 255 (object boundary in SegmentationClass) kept  21
+PascalContext     0 (background) -> 255, k -> k - 1 (the 59-class setting)     59
+================  ==========================================================  =========
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from hrnet.data.io import read_image, read_label_map
+from hrnet.errors import HRNetError
+
+__all__ = [
+    "ADE20K",
+    "CITYSCAPES_CLASSES",
+    "CITYSCAPES_ID_TO_TRAIN_ID",
+    "PASCAL_CONTEXT_CLASSES",
+    "VOC_CLASSES",
+    "Cityscapes",
+    "MaskFolderSegmentation",
+    "PascalContext",
+    "PascalVOC",
+    "SegmentationDataset",
+    "reduce_zero_label_lut",
+]
+
+IGNORE_INDEX = 255
+
+
+def identity_lut() -> np.ndarray:
+    """Stored value -> itself."""
+    return np.arange(256, dtype=np.uint8)
+
+
+def reduce_zero_label_lut() -> np.ndarray:
+    """0 -> 255 (ignored), k -> k - 1, 255 stays 255 (ADE20K, Pascal Context 59)."""
+    lut = (np.arange(256) - 1).astype(np.int64)
+    lut[0] = IGNORE_INDEX
+    lut[IGNORE_INDEX] = IGNORE_INDEX
+    return lut.astype(np.uint8)
+
+
+class SegmentationDataset(Dataset):
+    """Pairs of image and label map files, with a lookup table to training ids.
+
+    Items are ``(image, mask)``: ``tv_tensors.Image`` uint8 ``[3, H, W]`` and
+    ``tv_tensors.Mask`` uint8 ``[H, W]`` of training ids (255 = ignore), or what
+    ``transforms(image, mask)`` makes of them (see
+    :func:`hrnet.data.transforms.segmentation_train_transforms`).
+
+    Args:
+        samples: ``(image path, label map path)`` pairs.
+        classes: class names, index = training id.
+        lut: ``uint8 [256]`` stored label value -> training id.
+        transforms: called as ``transforms(image, mask) -> (image, mask)``.
+
+    Raises:
+        HRNetError: no samples; on access, a missing or undecodable file, or an image and
+            label map of different sizes.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[tuple[Path, Path]],
+        *,
+        classes: Sequence[str],
+        lut: np.ndarray,
+        transforms: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+        where: str = "",
+    ) -> None:
+        if not samples:
+            raise HRNetError(f"{where or type(self).__name__}: no image/label pairs found")
+        if lut.shape != (256,):
+            raise ValueError("lut must have 256 entries")
+        self.samples = [(Path(i), Path(m)) for i, m in samples]
+        self.classes = list(classes)
+        self.lut = lut.astype(np.uint8)
+        self.transforms = transforms
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def read_mask(self, index: int) -> np.ndarray:
+        """The training-id label map of sample ``index``: uint8 ``[H, W]``."""
+        image_path, mask_path = self.samples[index]
+        return self.lut[read_label_map(mask_path, record=f"label map of {image_path.name}")]
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        from torchvision import tv_tensors
+
+        image_path, mask_path = self.samples[index]
+        image = read_image(image_path)
+        mask = self.read_mask(index)
+        if tuple(image.shape[-2:]) != mask.shape:
+            raise HRNetError(
+                f"{mask_path}: label map is {mask.shape[1]}x{mask.shape[0]} but its image "
+                f"{image_path.name} is {image.shape[2]}x{image.shape[1]}"
+            )
+        mask = tv_tensors.Mask(torch.from_numpy(mask))
+        if self.transforms is not None:
+            return self.transforms(image, mask)
+        return image, mask
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(samples={len(self)}, classes={self.num_classes})"
+
+
+def _pairs_by_stem(
+    image_dir: Path,
+    mask_dir: Path,
+    *,
+    image_suffix: str,
+    mask_suffix: str,
+    stems: Sequence[str] | None = None,
+) -> list[tuple[Path, Path]]:
+    """Pairs ``image_dir/<stem><image_suffix>`` with ``mask_dir/<stem><mask_suffix>``.
+
+    Without ``stems`` every image in ``image_dir`` is used. A missing label map is an error.
+    """
+    for folder in (image_dir, mask_dir):
+        if not folder.is_dir():
+            raise HRNetError(f"{folder}: folder not found")
+    if stems is None:
+        stems = sorted(p.name[: -len(image_suffix)] for p in image_dir.glob(f"*{image_suffix}"))
+    pairs = []
+    for stem in stems:
+        image, mask = image_dir / f"{stem}{image_suffix}", mask_dir / f"{stem}{mask_suffix}"
+        if not mask.is_file():
+            raise HRNetError(f"{mask}: label map of {image.name} not found")
+        pairs.append((image, mask))
+    return pairs
+
+
+def _read_split_file(path: Path) -> list[str]:
+    """Names listed one per line in an ``ImageSets`` split file."""
+    if not path.is_file():
+        raise HRNetError(f"{path}: split file not found")
+    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+
+
+# --------------------------------------------------------------------------------------------
+# the embedded mask folders
+
+
+class MaskFolderSegmentation(SegmentationDataset):
+    """Images and same-named PNG label maps in two folders (the embedded ``shapes`` masks).
+
+    Labels are used as stored: ``0..C-1`` with 255 ignored. ``classes`` defaults to
+    ``background, circle, square, triangle`` (the shapes set).
+    """
+
+    def __init__(
+        self,
+        image_dir: str | Path,
+        mask_dir: str | Path,
+        *,
+        classes: Sequence[str] = ("background", "circle", "square", "triangle"),
+        transforms: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+    ) -> None:
+        image_dir, mask_dir = Path(image_dir), Path(mask_dir)
+        samples = _pairs_by_stem(image_dir, mask_dir, image_suffix=".png", mask_suffix=".png")
+        super().__init__(
+            samples, classes=classes, lut=identity_lut(), transforms=transforms, where=str(image_dir)
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Cityscapes
+
+# (name, labelId, trainId) of the 19 evaluated classes, from cityscapesScripts
+# (github.com/mcordts/cityscapesScripts, cityscapesscripts/helpers/labels.py); every other
+# labelId (void classes, -1 license plate) is ignored.
+_CITYSCAPES = (
+    ("road", 7),
+    ("sidewalk", 8),
+    ("building", 11),
+    ("wall", 12),
+    ("fence", 13),
+    ("pole", 17),
+    ("traffic light", 19),
+    ("traffic sign", 20),
+    ("vegetation", 21),
+    ("terrain", 22),
+    ("sky", 23),
+    ("person", 24),
+    ("rider", 25),
+    ("car", 26),
+    ("truck", 27),
+    ("bus", 28),
+    ("train", 31),
+    ("motorcycle", 32),
+    ("bicycle", 33),
+)
+CITYSCAPES_CLASSES: tuple[str, ...] = tuple(name for name, _ in _CITYSCAPES)
+CITYSCAPES_ID_TO_TRAIN_ID: dict[int, int] = {
+    label_id: train_id for train_id, (_, label_id) in enumerate(_CITYSCAPES)
+}
+
+
+class Cityscapes(SegmentationDataset):
+    """Cityscapes fine annotations: ``leftImg8bit/<split>/<city>/<name>_leftImg8bit.png`` with
+    ``gtFine/<split>/<city>/<name>_gtFine_labelIds.png``; 19 classes, labelIds mapped to trainIds.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        *,
+        transforms: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+    ) -> None:
+        root = Path(root)
+        image_root, label_root = root / "leftImg8bit" / split, root / "gtFine" / split
+        if not image_root.is_dir():
+            raise HRNetError(f"{image_root}: folder not found (expected the Cityscapes layout)")
+        samples = []
+        for image in sorted(image_root.glob("*/*_leftImg8bit.png")):
+            stem = image.name[: -len("_leftImg8bit.png")]
+            mask = label_root / image.parent.name / f"{stem}_gtFine_labelIds.png"
+            if not mask.is_file():
+                raise HRNetError(f"{mask}: label map of {image.name} not found")
+            samples.append((image, mask))
+        lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+        for label_id, train_id in CITYSCAPES_ID_TO_TRAIN_ID.items():
+            lut[label_id] = train_id
+        super().__init__(
+            samples, classes=CITYSCAPES_CLASSES, lut=lut, transforms=transforms, where=str(image_root)
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# ADE20K (SceneParsing / ADEChallengeData2016)
+
+
+class ADE20K(SegmentationDataset):
+    """ADE20K scene parsing: ``ADEChallengeData2016/images/{training,validation}/*.jpg`` with
+    ``annotations/{training,validation}/*.png``; 150 classes, label 0 ("other") ignored and the
+    rest shifted down by one. ``root`` is the ``ADEChallengeData2016`` folder; ``split`` is
+    ``training``/``validation`` (``train``/``val`` accepted).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "training",
+        *,
+        transforms: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+    ) -> None:
+        root = Path(root)
+        split = {"train": "training", "val": "validation"}.get(split, split)
+        samples = _pairs_by_stem(
+            root / "images" / split, root / "annotations" / split, image_suffix=".jpg", mask_suffix=".png"
+        )
+        classes = [f"class_{i}" for i in range(150)]  # names live in objectInfo150.csv
+        info = root / "objectInfo150.csv"
+        if info.is_file():
+            rows = [line.split(",") for line in info.read_text().splitlines()[1:] if line.strip()]
+            if len(rows) == 150:
+                classes = [row[-1].split(";")[0].strip() for row in rows]
+        super().__init__(
+            samples, classes=classes, lut=reduce_zero_label_lut(), transforms=transforms, where=str(root)
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Pascal VOC 2012 (+ SBD augmentation) and Pascal Context
+
+VOC_CLASSES: tuple[str, ...] = (
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
+
+
+class PascalVOC(SegmentationDataset):
+    """Pascal VOC 2012 segmentation, optionally with the SBD augmented labels.
+
+    ``root`` is ``VOCdevkit/VOC2012``. Images ``JPEGImages/<id>.jpg``; names from
+    ``ImageSets/Segmentation/<split>.txt``. Label maps from ``SegmentationClass/<id>.png``
+    (palette PNGs: index 0..20, 255 on object boundaries and difficult regions, ignored) or, with
+    ``aug=True``, from ``SegmentationClassAug/<id>.png`` (the 10,582-image ``train_aug`` set made
+    from SBD, same values). 21 classes including background.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        *,
+        aug: bool = False,
+        transforms: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+    ) -> None:
+        root = Path(root)
+        stems = _read_split_file(root / "ImageSets" / "Segmentation" / f"{split}.txt")
+        mask_dir = root / ("SegmentationClassAug" if aug else "SegmentationClass")
+        samples = _pairs_by_stem(
+            root / "JPEGImages", mask_dir, image_suffix=".jpg", mask_suffix=".png", stems=stems
+        )
+        super().__init__(
+            samples, classes=VOC_CLASSES, lut=identity_lut(), transforms=transforms, where=str(root)
+        )
+
+
+# The 59 most frequent Pascal Context classes in label order 1..59 (as in MMSegmentation's
+# PascalContextDataset59 and the HRNet segmentation repo's 59-class setting).
+PASCAL_CONTEXT_CLASSES: tuple[str, ...] = (
+    "aeroplane",
+    "bag",
+    "bed",
+    "bedclothes",
+    "bench",
+    "bicycle",
+    "bird",
+    "boat",
+    "book",
+    "bottle",
+    "building",
+    "bus",
+    "cabinet",
+    "car",
+    "cat",
+    "ceiling",
+    "chair",
+    "cloth",
+    "computer",
+    "cow",
+    "cup",
+    "curtain",
+    "dog",
+    "door",
+    "fence",
+    "floor",
+    "flower",
+    "food",
+    "grass",
+    "ground",
+    "horse",
+    "keyboard",
+    "light",
+    "motorbike",
+    "mountain",
+    "mouse",
+    "person",
+    "plate",
+    "platform",
+    "pottedplant",
+    "road",
+    "rock",
+    "sheep",
+    "shelves",
+    "sidewalk",
+    "sign",
+    "sky",
+    "snow",
+    "sofa",
+    "table",
+    "track",
+    "train",
+    "tree",
+    "truck",
+    "tvmonitor",
+    "wall",
+    "water",
+    "window",
+    "wood",
+)
+
+
+class PascalContext(SegmentationDataset):
+    """Pascal Context, 59 classes, in the layout of MMSegmentation's converter
+    (``tools/dataset_converters/pascal_context.py``): ``root`` is ``VOCdevkit/VOC2010``, images
+    ``JPEGImages/<id>.jpg``, label maps ``SegmentationClassContext/<id>.png`` with 0 =
+    background and 1..59 the classes, names from ``ImageSets/SegmentationContext/<split>.txt``.
+    Background is ignored and the classes shifted to 0..58 ("reduce zero label").
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        *,
+        transforms: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+    ) -> None:
+        root = Path(root)
+        stems = _read_split_file(root / "ImageSets" / "SegmentationContext" / f"{split}.txt")
+        samples = _pairs_by_stem(
+            root / "JPEGImages",
+            root / "SegmentationClassContext",
+            image_suffix=".jpg",
+            mask_suffix=".png",
+            stems=stems,
+        )
+        super().__init__(
+            samples,
+            classes=PASCAL_CONTEXT_CLASSES,
+            lut=reduce_zero_label_lut(),
+            transforms=transforms,
+            where=str(root),
+        )
