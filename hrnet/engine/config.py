@@ -232,7 +232,9 @@ def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def config_from_mapping(values: Mapping[str, Any], *, source: str, base: TrainConfig | None = None) -> TrainConfig:
+def config_from_mapping(
+    values: Mapping[str, Any], *, source: str, base: TrainConfig | None = None
+) -> TrainConfig:
     """Build a :class:`TrainConfig` from a mapping of field names (a ``params.yaml`` row,
     CLI flags or a saved config), on top of ``base`` (defaults when None).
 
@@ -267,3 +269,55 @@ def load_params_row(path: str, row: str) -> dict[str, Any]:
     if not isinstance(rows[row], dict):
         raise HRNetError(f"{path}: rows.{row} is not a mapping")
     return dict(rows[row])
+
+
+# --------------------------------------------------------------------------------------------
+# CLI flags <-> fields
+# --------------------------------------------------------------------------------------------
+
+
+def add_config_arguments(parser: Any) -> None:
+    """Add one ``--field-name`` flag per :class:`TrainConfig` field to an argparse parser.
+
+    Flags default to ``argparse.SUPPRESS`` so that only flags given on the command line appear
+    in the namespace (they override a ``params.yaml`` row); :func:`config_overrides` reads them.
+    """
+    import argparse
+
+    group = parser.add_argument_group("training configuration (override the params.yaml row)")
+    hints = _field_types(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        annotation = hints[f.name]
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        help_text = f"{f.metadata.get('help', '')} (default: {_plain(default)})"
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
+        if annotation is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(annotation) is tuple:
+            kwargs["nargs"] = "*" if f.name == "milestones" else "+"
+            kwargs["metavar"] = f.name.upper()
+        else:
+            kwargs["metavar"] = annotation.__name__.upper()
+        group.add_argument(flag, **kwargs)
+
+
+def config_overrides(args: Any) -> dict[str, Any]:
+    """The :class:`TrainConfig` fields given as flags in an argparse namespace."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return {k: v for k, v in vars(args).items() if k in names}
+
+
+def config_to_flags(cfg: TrainConfig) -> list[str]:
+    """Flags that rebuild ``cfg`` exactly from the defaults (to hand a config to workers)."""
+    flags: list[str] = []
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(cfg, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + f.name.replace("_", "-"))
+        elif isinstance(value, tuple):
+            flags += [flag, *map(str, value)]
+        else:
+            flags += [flag, repr(value) if isinstance(value, float) else str(value)]
+    return flags

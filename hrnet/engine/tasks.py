@@ -98,7 +98,9 @@ class Task:
         """A list of dataset items -> ``(images, targets)``."""
         raise NotImplementedError
 
-    def to_device(self, images: Any, targets: Any, device: torch.device, *, channels_last: bool) -> tuple[Any, Any]:
+    def to_device(
+        self, images: Any, targets: Any, device: torch.device, *, channels_last: bool
+    ) -> tuple[Any, Any]:
         """Move a batch to ``device`` (non-blocking) in the model's memory format."""
         return _to_device(images, device, channels_last), _to_device(targets, device, False)
 
@@ -198,9 +200,7 @@ class ClassificationTask(Task):
     def info(self, cfg: TrainConfig, dataset: Dataset) -> dict[str, Any]:
         classes = list(dataset.classes)  # type: ignore[attr-defined]
         if cfg.num_classes and cfg.num_classes != len(classes):
-            raise HRNetError(
-                f"{cfg.data}: {len(classes)} class folders but num_classes is {cfg.num_classes}"
-            )
+            raise HRNetError(f"{cfg.data}: {len(classes)} class folders but num_classes is {cfg.num_classes}")
         return {"class_names": classes}
 
     def model(self, cfg: TrainConfig, info: dict[str, Any]) -> nn.Module:
@@ -219,10 +219,327 @@ class ClassificationTask(Task):
     def load_state_dict(self, model: nn.Module, state: dict[str, Tensor]) -> None:
         model.net.load_state_dict(state)  # type: ignore[union-attr]
 
-    def evaluate(self, model, cfg, ecfg, info, device, out_dir):  # noqa: D102 - see Task
+    def evaluate(
+        self,
+        model: nn.Module,
+        cfg: TrainConfig,
+        ecfg: EvalConfig,
+        info: dict[str, Any],
+        device: torch.device,
+        out_dir: Path,
+    ) -> dict[str, Any]:
         from hrnet.engine.evaluate import evaluate_classification
 
         return evaluate_classification(self, model, cfg, ecfg, info, device, out_dir)
+
+
+# --------------------------------------------------------------------------------------------
+# segmentation
+# --------------------------------------------------------------------------------------------
+
+# the base size (height, width) the random rescale of each benchmark set is relative to
+_SEG_BASE_SIZE: dict[str, tuple[int, int] | None] = {
+    "mask_segmentation": None,
+    "cityscapes": (1024, 2048),
+    "ade20k": (512, 2048),
+    "voc": (512, 2048),
+    "pascal_context": (480, 520),
+}
+
+
+class SegmentationTask(Task):
+    """Label maps (255 = ignore) -> FCN logits; scored by mIoU (single scale, and multi-scale
+    + flip when asked)."""
+
+    name = "segmentation"
+
+    def dataset(self, cfg: TrainConfig, split: str, *, train: bool) -> Dataset:
+        from hrnet.data import segmentation as S
+        from hrnet.data import transforms as T
+
+        _require_format(cfg, tuple(_SEG_BASE_SIZE))
+        root = _require_root(cfg)
+        base = _SEG_BASE_SIZE[cfg.dataset]
+        if train:
+            tf = T.segmentation_train_transforms(
+                crop_size=cfg.input_size,
+                base_size=base,
+                ratio_range=cfg.scale_range,
+                hflip_prob=0.5 if cfg.hflip else 0.0,
+            )
+        else:
+            tf = T.segmentation_eval_transforms()
+        if cfg.dataset == "mask_segmentation":
+            return S.MaskFolderSegmentation(root / "images" / split, root / "masks" / split, transforms=tf)
+        reader = {
+            "cityscapes": S.Cityscapes,
+            "ade20k": S.ADE20K,
+            "voc": S.PascalVOC,
+            "pascal_context": S.PascalContext,
+        }
+        return reader[cfg.dataset](root, split, transforms=tf)
+
+    def info(self, cfg: TrainConfig, dataset: Dataset) -> dict[str, Any]:
+        classes = list(dataset.classes)  # type: ignore[attr-defined]
+        if cfg.num_classes and cfg.num_classes != len(classes):
+            raise HRNetError(
+                f"{cfg.data}: the dataset has {len(classes)} classes but num_classes is {cfg.num_classes}"
+            )
+        return {"class_names": classes}
+
+    def model(self, cfg: TrainConfig, info: dict[str, Any]) -> nn.Module:
+        model = _create(cfg.model, num_classes=len(info["class_names"]), label_smoothing=cfg.label_smoothing)
+        _load_pretrained(model.backbone, cfg.pretrained)  # type: ignore[arg-type]
+        return model
+
+    def collate(self, batch: Sequence[Any]) -> tuple[Any, Any]:
+        from hrnet.data.transforms import collate_segmentation
+
+        return collate_segmentation(batch)
+
+    def evaluate(
+        self,
+        model: nn.Module,
+        cfg: TrainConfig,
+        ecfg: EvalConfig,
+        info: dict[str, Any],
+        device: torch.device,
+        out_dir: Path,
+    ) -> dict[str, Any]:
+        from hrnet.engine.evaluate import evaluate_segmentation
+
+        return evaluate_segmentation(self, model, cfg, ecfg, info, device, out_dir)
+
+
+# --------------------------------------------------------------------------------------------
+# detection
+# --------------------------------------------------------------------------------------------
+
+
+class DetectionTask(Task):
+    """COCO instances -> R-CNN detections; scored by COCO box (and mask) AP with pycocotools.
+
+    ``input_size`` is (short side, long side cap) of the model's internal resize, e.g.
+    (800, 1333) for COCO.
+    """
+
+    name = "detection"
+    find_unused_parameters = True
+
+    @staticmethod
+    def annotation_file(cfg: TrainConfig, split: str) -> Path:
+        return _require_root(cfg) / "annotations" / f"instances_{split}.json"
+
+    def dataset(self, cfg: TrainConfig, split: str, *, train: bool) -> Dataset:
+        from hrnet.data import transforms as T
+        from hrnet.data.coco import CocoDetection
+
+        _require_format(cfg, ("coco_instances",))
+        root = _require_root(cfg)
+        tf = (
+            T.detection_train_transforms(hflip_prob=0.5 if cfg.hflip else 0.0)
+            if train
+            else T.detection_eval_transforms()
+        )
+        return CocoDetection(
+            root / "images" / split,
+            self.annotation_file(cfg, split),
+            transforms=tf,
+            with_masks=cfg.model.startswith("maskrcnn"),
+            skip_empty=train,
+        )
+
+    def info(self, cfg: TrainConfig, dataset: Dataset) -> dict[str, Any]:
+        classes = list(dataset.classes)  # type: ignore[attr-defined]
+        if cfg.num_classes and cfg.num_classes != len(classes):
+            raise HRNetError(f"{cfg.data}: {len(classes)} categories but num_classes is {cfg.num_classes}")
+        # label l (1..K) <-> COCO category id category_ids[l - 1]
+        return {"class_names": classes, "category_ids": [int(c) for c in dataset.cat_ids]}  # type: ignore[attr-defined]
+
+    def model(self, cfg: TrainConfig, info: dict[str, Any]) -> nn.Module:
+        short, long = min(cfg.input_size), max(cfg.input_size)
+        model = _create(
+            cfg.model,
+            num_classes=len(info["class_names"]) + 1,
+            min_size=short,
+            max_size=long,
+            frozen_bn=cfg.frozen_bn,
+        )
+        _load_pretrained(
+            model.backbone.body if hasattr(model.backbone, "body") else model.backbone, cfg.pretrained
+        )  # type: ignore[union-attr]
+        return model
+
+    def collate(self, batch: Sequence[Any]) -> tuple[Any, Any]:
+        from hrnet.data.transforms import collate_detection
+
+        return collate_detection(batch)
+
+    def to_device(
+        self, images: Any, targets: Any, device: torch.device, *, channels_last: bool
+    ) -> tuple[Any, Any]:
+        keep = ("boxes", "labels", "masks")
+        targets = [
+            {k: v.to(device, non_blocking=True).as_subclass(Tensor) for k, v in t.items() if k in keep}
+            for t in targets
+        ]
+        return [image.to(device, non_blocking=True) for image in images], targets
+
+    def evaluate(
+        self,
+        model: nn.Module,
+        cfg: TrainConfig,
+        ecfg: EvalConfig,
+        info: dict[str, Any],
+        device: torch.device,
+        out_dir: Path,
+    ) -> dict[str, Any]:
+        from hrnet.engine.evaluate import evaluate_detection
+
+        return evaluate_detection(self, model, cfg, ecfg, info, device, out_dir)
+
+
+# --------------------------------------------------------------------------------------------
+# pose and landmarks (top-down heatmaps)
+# --------------------------------------------------------------------------------------------
+
+
+class PoseTask(Task):
+    """COCO person keypoints, one crop per person box -> heatmaps; scored by COCO keypoint AP
+    (OKS) with ground-truth or detected person boxes. ``input_size`` is (height, width)."""
+
+    name = "pose"
+
+    @staticmethod
+    def annotation_file(cfg: TrainConfig, split: str) -> Path:
+        return _require_root(cfg) / "annotations" / f"person_keypoints_{split}.json"
+
+    def dataset(self, cfg: TrainConfig, split: str, *, train: bool, detections: str | None = None) -> Dataset:
+        from hrnet.data import transforms as T
+        from hrnet.data.coco import CocoKeypoints
+        from hrnet.pose_utils import COCO_FLIP_PAIRS
+
+        _require_format(cfg, ("coco_keypoints",))
+        root = _require_root(cfg)
+        width_height = (cfg.input_size[1], cfg.input_size[0])
+        if train:
+            tf = T.TopDownTransform(
+                train=True,
+                input_size=width_height,
+                sigma=cfg.heatmap_sigma,
+                flip_pairs=COCO_FLIP_PAIRS,
+                flip_prob=0.5 if cfg.hflip else 0.0,
+                scale_factor=max(abs(cfg.scale_range[0] - 1), abs(cfg.scale_range[1] - 1)),
+                rotation=cfg.rotation,
+            )
+        else:
+            tf = T.pose_eval_transforms(input_size=width_height, sigma=cfg.heatmap_sigma)
+        return CocoKeypoints(
+            root / "images" / split,
+            self.annotation_file(cfg, split),
+            transforms=tf,
+            input_size=width_height,
+            detections=detections,
+        )
+
+    def info(self, cfg: TrainConfig, dataset: Dataset) -> dict[str, Any]:
+        from hrnet.pose_utils import COCO_FLIP_PAIRS
+
+        names = list(dataset.keypoint_names)  # type: ignore[attr-defined]
+        if cfg.num_keypoints and cfg.num_keypoints != len(names):
+            raise HRNetError(f"{cfg.data}: {len(names)} keypoints but num_keypoints is {cfg.num_keypoints}")
+        return {
+            "keypoint_names": names,
+            "skeleton": [[int(a), int(b)] for a, b in dataset.skeleton],  # type: ignore[attr-defined]
+            "flip_pairs": [list(p) for p in COCO_FLIP_PAIRS] if len(names) == 17 else [],
+            "category_id": int(dataset.category["id"]),  # type: ignore[attr-defined]
+        }
+
+    def model(self, cfg: TrainConfig, info: dict[str, Any]) -> nn.Module:
+        model = _create(cfg.model, num_joints=len(info["keypoint_names"]))
+        _load_pretrained(model.backbone, cfg.pretrained)  # type: ignore[arg-type]
+        return model
+
+    def collate(self, batch: Sequence[Any]) -> tuple[Any, Any]:
+        from hrnet.data.transforms import collate_keypoints
+
+        return collate_keypoints(batch)
+
+    def to_device(
+        self, images: Any, targets: Any, device: torch.device, *, channels_last: bool
+    ) -> tuple[Any, Any]:
+        keep = {"heatmaps": targets["heatmaps"], "target_weight": targets["target_weight"]}
+        return _to_device(images, device, channels_last), _to_device(keep, device, False)
+
+    def evaluate(
+        self,
+        model: nn.Module,
+        cfg: TrainConfig,
+        ecfg: EvalConfig,
+        info: dict[str, Any],
+        device: torch.device,
+        out_dir: Path,
+    ) -> dict[str, Any]:
+        from hrnet.engine.evaluate import evaluate_pose
+
+        return evaluate_pose(self, model, cfg, ecfg, info, device, out_dir)
+
+
+class LandmarkTask(PoseTask):
+    """Face crops -> landmark heatmaps; scored by NME (inter-ocular). ``input_size`` square."""
+
+    name = "landmarks"
+
+    def dataset(self, cfg: TrainConfig, split: str, *, train: bool, detections: str | None = None) -> Dataset:
+        from hrnet.data import landmarks as L
+        from hrnet.data import transforms as T
+
+        _require_format(cfg, ("300w", "wflw", "cofw"))
+        root = _require_root(cfg)
+        size = cfg.input_size[0]
+        reader = {"300w": L.Face300W, "wflw": L.WFLW, "cofw": L.COFW}[cfg.dataset]
+        probe = reader(root, split)  # the flip pairs of this landmark layout
+        if train:
+            tf = T.TopDownTransform(
+                train=True,
+                input_size=(size, size),
+                sigma=cfg.heatmap_sigma,
+                flip_pairs=probe.flip_pairs,
+                flip_prob=0.5 if cfg.hflip else 0.0,
+                scale_factor=max(abs(cfg.scale_range[0] - 1), abs(cfg.scale_range[1] - 1)),
+                rotation=cfg.rotation,
+                rotation_prob=0.6,
+                uniform_jitter=True,
+                half_body_prob=0.0,
+            )
+        else:
+            tf = T.landmark_eval_transforms(input_size=size, heatmap_size=size // 4, sigma=cfg.heatmap_sigma)
+        probe.transforms = tf
+        return probe
+
+    def info(self, cfg: TrainConfig, dataset: Dataset) -> dict[str, Any]:
+        k = dataset.num_points  # type: ignore[attr-defined]
+        if cfg.num_keypoints and cfg.num_keypoints != k:
+            raise HRNetError(f"{cfg.data}: {k} landmarks but num_keypoints is {cfg.num_keypoints}")
+        return {"num_points": k, "flip_pairs": [list(p) for p in dataset.flip_pairs]}  # type: ignore[attr-defined]
+
+    def model(self, cfg: TrainConfig, info: dict[str, Any]) -> nn.Module:
+        model = _create(cfg.model, num_points=info["num_points"])
+        _load_pretrained(model.backbone, cfg.pretrained)  # type: ignore[arg-type]
+        return model
+
+    def evaluate(
+        self,
+        model: nn.Module,
+        cfg: TrainConfig,
+        ecfg: EvalConfig,
+        info: dict[str, Any],
+        device: torch.device,
+        out_dir: Path,
+    ) -> dict[str, Any]:
+        from hrnet.engine.evaluate import evaluate_landmarks
+
+        return evaluate_landmarks(self, model, cfg, ecfg, info, device, out_dir)
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,6 +548,10 @@ class ClassificationTask(Task):
 
 TASKS: dict[str, type[Task]] = {
     "classification": ClassificationTask,
+    "segmentation": SegmentationTask,
+    "detection": DetectionTask,
+    "pose": PoseTask,
+    "landmarks": LandmarkTask,
 }
 
 

@@ -1,0 +1,1 @@
+"""Training and evaluation engine: config, the training loop, evaluation, metrics, checkpoints, DDP."""

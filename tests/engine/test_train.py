@@ -1,0 +1,191 @@
+"""The training loop: data order, schedules, checkpoints, exact resume after SIGKILL, DDP."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from hrnet.cli import main
+from hrnet.engine import checkpoint as ckpt
+from hrnet.engine.config import TrainConfig
+from hrnet.engine.train import ShardedBatchSampler, lr_factor
+from tests.engine.conftest import cli_env, run_cli, tiny_train_flags
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return ckpt.load(run_dir / "model.pt", expect=ckpt.MODEL_FORMAT)["model"]
+
+
+def _assert_same_weights(
+    a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], *, atol: float = 0.0
+) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        if atol == 0.0:
+            assert torch.equal(a[k], b[k]), k
+        else:
+            torch.testing.assert_close(a[k], b[k], atol=atol, rtol=0, msg=k)
+
+
+# --------------------------------------------------------------------------------------------
+# pure pieces
+
+
+def test_sharded_batches_partition_the_global_batch() -> None:
+    single = ShardedBatchSampler(20, batch_size=4, world_size=1, rank=0, seed=1, shuffle=True)
+    ranks = [
+        ShardedBatchSampler(20, batch_size=2, world_size=2, rank=r, seed=1, shuffle=True) for r in (0, 1)
+    ]
+    for s in (single, *ranks):
+        s.set_epoch(3)
+    merged = [a + b for a, b in zip(*(list(r) for r in ranks))]
+    assert merged == list(single)
+    assert len(single) == 5
+    # resume from batch 2 gives the tail of the same epoch; another epoch gives another order
+    single.set_epoch(3, start=2)
+    assert list(single) == merged[2:]
+    single.set_epoch(4)
+    assert [i for b in single for _, i in b] != [i for b in merged for _, i in b]
+
+
+def test_lr_schedules() -> None:
+    step = TrainConfig(lr=0.1, schedule="step", milestones=(2, 4), gamma=0.1, epochs=6)
+    assert [lr_factor(s, step, total_steps=60, steps_per_epoch=10) for s in (0, 19, 20, 40)] == pytest.approx(
+        [1, 1, 0.1, 0.01]
+    )
+    poly = TrainConfig(lr=0.01, schedule="poly", poly_power=0.9, min_lr=1e-4, iters=100)
+    assert lr_factor(0, poly, total_steps=100, steps_per_epoch=1) == pytest.approx(1.0)
+    assert lr_factor(100, poly, total_steps=100, steps_per_epoch=1) == pytest.approx(0.01)
+    assert lr_factor(50, poly, total_steps=100, steps_per_epoch=1) == pytest.approx(0.01 + 0.99 * 0.5**0.9)
+    cos = TrainConfig(lr=1.0, schedule="cosine", warmup_iters=10, warmup_factor=0.0)
+    assert lr_factor(5, cos, total_steps=100, steps_per_epoch=1) == pytest.approx(
+        0.5 * 0.5 * (1 + math.cos(math.pi * 0.05))
+    )
+    assert lr_factor(50, cos, total_steps=100, steps_per_epoch=1) == pytest.approx(0.5)
+
+
+def test_checkpoint_roundtrip_restores_generators(tmp_path) -> None:
+    import random
+
+    import numpy as np
+
+    state = ckpt.rng_state()
+    expected = (random.random(), np.random.rand(), torch.rand(1))
+    ckpt.save_atomic({"format": ckpt.CHECKPOINT_FORMAT, "rng": state}, tmp_path / "c.pt")
+    ckpt.set_rng_state(ckpt.load(tmp_path / "c.pt")["rng"])
+    assert (random.random(), np.random.rand(), torch.rand(1)) == expected
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary left behind
+
+
+def test_bad_arguments_exit_2(tmp_path, capsys) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("rows:\n  r1:\n    lr: 0.1\n    lr_typo: 1\n")
+    assert main(["train", "--out", str(tmp_path / "r"), "--params", str(params), "--row", "r1"]) == 2
+    assert "lr_typo" in capsys.readouterr().err
+    assert (
+        main(["train", "--out", str(tmp_path / "r"), "--data", str(tmp_path / "missing"), "--no-mlflow"]) == 2
+    )
+    assert "dataset folder not found" in capsys.readouterr().err
+    assert main(["evaluate", "--run-dir", str(tmp_path / "nothing")]) == 2
+
+
+# --------------------------------------------------------------------------------------------
+# training runs on a tiny ImageFolder
+
+
+def test_train_then_evaluate(tiny_folder, tmp_path) -> None:
+    run = tmp_path / "run"
+    assert (
+        main(["train", "--out", str(run), *tiny_train_flags(tiny_folder), "--iters", "4", "--log-every", "2"])
+        == 0
+    )
+    state = ckpt.load(run / "model.pt")
+    assert state["config"]["iters"] == 4 and state["info"]["class_names"] == ["blue", "red"]
+    assert (run / "checkpoints" / "last.pt").is_file()
+    assert [h["step"] for h in json.loads((run / "history.json").read_text())] == [2, 4]
+    assert main(["evaluate", "--run-dir", str(run), "--workers", "0", "--no-mlflow"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["num_images"] == 16 and 0.0 <= metrics["top1"] <= 1.0
+    assert (run / "plots" / "confusion_matrix.png").is_file()
+    assert (run / "plots" / "predictions.png").is_file()
+
+
+def test_resume_after_sigkill_matches_uninterrupted(tiny_folder, tmp_path) -> None:
+    flags = [*tiny_train_flags(tiny_folder), "--iters", "24", "--checkpoint-every", "2", "--accum-steps", "2"]
+    # uninterrupted reference
+    assert main(["train", "--out", str(tmp_path / "ref"), *flags]) == 0
+
+    # the same run, killed with SIGKILL as soon as its first checkpoint lands
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hrnet.cli", "train", "--out", str(killed), *flags],
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    last = killed / "checkpoints" / "last.pt"
+    try:
+        deadline = time.monotonic() + 240
+        while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (killed / "model.pt").exists(), "the run finished before it could be killed"
+    step = ckpt.load(last)["position"]["step"]
+    assert 0 < step < 24
+
+    assert main(["train", "--out", str(killed), *flags, "--resume"]) == 0
+    _assert_same_weights(_weights(killed), _weights(tmp_path / "ref"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_match_one(tiny_folder, tmp_path) -> None:
+    """2 gloo processes x batch 2 == 1 process x batch 4: same global batches (sampler slices),
+    gradients averaged by DDP, BatchNorm frozen so that no statistic depends on the split.
+
+    Equal up to float rounding: the gradient sums run in another order (per-rank means, then
+    the gloo all-reduce), ~1e-7 relative per step, amplified over 3 steps to ~1e-5. A wrong
+    split of the data (control run: a different global batch) differs by far more than atol.
+    """
+    atol = 2e-4
+    common = [*tiny_train_flags(tiny_folder), "--iters", "3", "--frozen-bn"]
+    single, ddp, nodes, control = (tmp_path / n for n in ("single", "ddp", "nodes", "control"))
+    assert main(["train", "--out", str(single), *common, "--batch-size", "4"]) == 0
+    assert main(["train", "--out", str(control), *common, "--batch-size", "2"]) == 0
+    run_cli(["train", "--out", str(ddp), *common, "--batch-size", "2", "--nproc-per-node", "2"], cwd=tmp_path)
+    _assert_same_weights(_weights(ddp), _weights(single), atol=atol)
+    gap = max((_weights(control)[k] - _weights(single)[k]).abs().max().item() for k in _weights(single))
+    assert gap > 10 * atol
+
+    # two "nodes" of one process each, joined by a c10d rendezvous on loopback
+    endpoint = f"127.0.0.1:{_free_port()}"
+    node_args = [
+        sys.executable, "-m", "hrnet.cli", "train", "--out", str(nodes), *common, "--batch-size", "2",
+        "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-endpoint", endpoint, "--rdzv-id", "test-nodes",
+    ]  # fmt: skip
+    launchers = [
+        subprocess.Popen(
+            node_args, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in launchers]
+    assert [p.returncode for p in launchers] == [0, 0], "\n".join(outputs)
+    _assert_same_weights(_weights(nodes), _weights(single), atol=atol)

@@ -1,0 +1,218 @@
+"""Tracking and registry against a real `mlflow server` whose artifacts live in S3 (moto).
+
+Module fixture: a moto S3 server and an `mlflow server` (sqlite backend, proxied artifacts to
+``s3://hrnet-artifacts/mlflow``), both on 127.0.0.1, stopped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hrnet.cli import main
+from tests.engine.conftest import make_image_folder, tiny_train_flags
+
+pytestmark = pytest.mark.integration
+
+BUCKET = "hrnet-artifacts"
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[tuple[str, object]]:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port())
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        **{k.lower(): v for k, v in CREDENTIALS.items() if k != "AWS_DEFAULT_REGION"},
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=BUCKET)
+    yield endpoint, client
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(s3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    endpoint, _ = s3
+    root = tmp_path_factory.mktemp("mlflow")
+    port = _free_port()
+    env = dict(os.environ, MLFLOW_S3_ENDPOINT_URL=endpoint, **CREDENTIALS)
+    log = (root / "server.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            f"s3://{BUCKET}/mlflow",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mlflow server did not start:\n{(root / 'server.log').read_text()}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def _set_top1(run_dir: Path, value: float) -> None:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics["top1"] = value
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_run_artifacts_registry_and_champion(mlflow_server, s3, tmp_path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    _, s3_client = s3
+    data = make_image_folder(tmp_path / "data", per_class=4)
+    runs = {}
+    for name in ("a", "b"):
+        run = tmp_path / "runs" / name
+        flags = [f for f in tiny_train_flags(data) if f != "--no-mlflow"]
+        assert (
+            main(
+                [
+                    "train",
+                    "--out",
+                    str(run),
+                    *flags,
+                    "--iters",
+                    "2",
+                    "--log-every",
+                    "1",
+                    "--tracking-uri",
+                    mlflow_server,
+                    "--row",
+                    name,
+                ]
+            )
+            == 0
+        )
+        assert main(["evaluate", "--run-dir", str(run), "--workers", "0", "--num-plots", "2"]) == 0
+        runs[name] = run
+
+    client = MlflowClient(mlflow_server)
+    run_id = json.loads((runs["a"] / "mlflow_run.json").read_text())["run_id"]
+    run = client.get_run(run_id)
+    assert run.info.run_name == "a" and run.data.tags["row"] == "a"
+    assert run.data.params["lr"] == "0.02"
+    assert "train/loss" in run.data.metrics and "eval/top1" in run.data.metrics
+    assert [m.step for m in client.get_metric_history(run_id, "train/loss")] == [1, 2]
+    names = {a.path for a in client.list_artifacts(run_id)}
+    assert {"model", "plots", "metrics.json", "config.json"} <= names
+    keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    assert any(k.endswith(f"{run_id}/artifacts/model/model.pt") for k in keys), keys
+
+    # a registers first: champion; b worse: the alias stays; b better: the alias moves
+    _set_top1(runs["a"], 0.6)
+    _set_top1(runs["b"], 0.4)
+    first = _register(runs["a"], mlflow_server)
+    assert first["version"] == 1 and first["champion"]
+    second = _register(runs["b"], mlflow_server)
+    assert second["version"] == 2 and not second["champion"] and second["champion_version"] == 1
+    assert client.get_model_version_by_alias("tiny", "champion").version == "1"
+    _set_top1(runs["b"], 0.9)
+    third = _register(runs["b"], mlflow_server)
+    assert third["version"] == 2 and third["champion"]  # same run: same version, now champion
+    assert client.get_model_version_by_alias("tiny", "champion").version == "2"
+    assert json.loads((runs["b"] / "registered.json").read_text())["previous_champion"] == {
+        "version": 1,
+        "value": 0.6,
+    }
+
+    # the champion is usable by URI
+    out = tmp_path / "pred"
+    image = next((data / "val" / "red").iterdir())
+    assert (
+        main(
+            [
+                "predict",
+                "models:/tiny@champion",
+                str(image),
+                "--out",
+                str(out),
+                "--tracking-uri",
+                mlflow_server,
+            ]
+        )
+        == 0
+    )
+    predictions = json.loads((out / "predictions.json").read_text())
+    assert predictions[0]["file"] == str(image) and predictions[0]["label"] in ("blue", "red")
+
+
+def _register(run_dir: Path, uri: str) -> dict:
+    assert (
+        main(
+            [
+                "register",
+                "--run-dir",
+                str(run_dir),
+                "--name",
+                "tiny",
+                "--metric",
+                "top1",
+                "--tracking-uri",
+                uri,
+            ]
+        )
+        == 0
+    )
+    return json.loads((run_dir / "registered.json").read_text())
