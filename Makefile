@@ -24,7 +24,7 @@ venv: $(STAMP)
 ## demo: the whole embedded suite through `dvc repro` (generate -> validate -> train -> evaluate -> register -> report)
 demo: venv
 	@test -d .dvc || (echo "not a DVC repository: run from the repo root" && exit 2)
-	time $(BIN)/dvc repro
+	time env PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 	@echo
 	@echo "Report:   reports/BENCHMARKS.md and reports/index.html"
 	@echo "MLflow:   $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db   (then http://127.0.0.1:5000)"

@@ -1,0 +1,1 @@
+"""Prefect flows that run the DVC pipelines (imported only by Prefect workers and tests)."""

@@ -1,0 +1,48 @@
+"""pipelines/prefect.yaml: every deployment names a flow of pipelines/flows.py, passes only its
+parameters, and the rows it names exist and can run."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import yaml
+
+from hrnet.rows import load_rows
+from tests.pipeline.conftest import ROOT
+
+SUITE_PARAMS = {"embedded": "params.yaml", "paper": "benchmarks/params.yaml"}
+
+
+def _deployments() -> list[dict]:
+    return yaml.safe_load((ROOT / "pipelines" / "prefect.yaml").read_text())["deployments"]
+
+
+@pytest.mark.parametrize("deployment", _deployments(), ids=lambda d: d["name"])
+def test_deployment_matches_its_flow(deployment):
+    from pipelines import flows
+
+    path, name = deployment["entrypoint"].split(":")
+    assert (ROOT / path).is_file()
+    flow = getattr(flows, name)
+    accepted = set(inspect.signature(flow.fn).parameters)
+    assert set(deployment["parameters"]) <= accepted
+    params = deployment["parameters"]
+    ready = {r.id for r in load_rows(ROOT / SUITE_PARAMS[params["suite"]], suite="x") if r.status == "ready"}
+    named = [params["row"]] if "row" in params else params["rows"]
+    assert set(named) <= ready
+    assert deployment["work_pool"]["name"] == "gpu"
+
+
+def test_fan_out_targets_an_existing_deployment():
+    names = {d["name"] for d in _deployments()}
+    for d in _deployments():
+        target = d["parameters"].get("deployment")
+        if target:
+            flow_name, deployment_name = target.split("/")
+            assert flow_name == "row" and deployment_name in names
+
+
+def test_nightly_schedule():
+    (nightly,) = [d for d in _deployments() if d.get("schedules")]
+    assert nightly["schedules"][0]["cron"] == "0 2 * * *"

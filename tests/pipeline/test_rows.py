@@ -1,0 +1,235 @@
+"""The benchmark rows in the params files against the published tables in /work/shared/seeds.
+
+The seed files are parsed here, independently of how the params files were written: every
+published row of every seed table must be present with its numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hrnet.engine.config import config_from_mapping
+from hrnet.rows import BenchmarkRow, load_rows
+
+ROOT = Path(__file__).resolve().parents[2]
+SEEDS = ROOT.parent / "shared" / "seeds"
+needs_seeds = pytest.mark.skipif(not SEEDS.is_dir(), reason=f"{SEEDS} not present")
+
+
+def _seed(number: str) -> str:
+    (path,) = SEEDS.glob(f"{number}_*.txt")
+    return path.read_text(encoding="utf-8")
+
+
+def _tables(text: str) -> list[list[dict[str, str]]]:
+    """Markdown tables of a text (with a header and at least one row), each a list of
+    {header: cell} rows. Lines that are a lone "|" (page debris between the rows of seed 001)
+    are skipped."""
+    tables, current, header = [], [], None
+    for line in text.splitlines():
+        line = line.strip()
+        if line == "|":
+            continue
+        if not line.startswith("|"):
+            if header is not None and current:
+                tables.append(current)
+            current, header = [], None
+            continue
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if header is None:
+            header = cells
+        elif not all(set(c) <= set(":- ") for c in cells):
+            current.append(dict(zip(header, cells)))
+    if header is not None and current:
+        tables.append(current)
+    return tables
+
+
+@pytest.fixture(scope="module")
+def rows() -> dict[str, BenchmarkRow]:
+    return {r.id: r for r in load_rows(ROOT / "benchmarks" / "params.yaml", suite="paper")}
+
+
+def _has(row: BenchmarkRow, metric: str, value: float, source: str) -> bool:
+    return any(
+        p.metric == metric and p.value == pytest.approx(value) and p.source == source for p in row.published
+    )
+
+
+def _find(rows: dict[str, BenchmarkRow], *, task: str, model: str, schedule: str | None = None, dataset=None):
+    found = [
+        r
+        for r in rows.values()
+        if r.status == "ready"
+        and r.task == task
+        and r.model == model
+        and (schedule is None or r.schedule.startswith(schedule))
+        and (dataset is None or r.dataset == dataset)
+    ]
+    assert len(found) == 1, (
+        f"{task} {model} {schedule} {dataset}: {len(found)} rows ({[r.id for r in found]})"
+    )
+    return found[0]
+
+
+def _width(backbone: str) -> str:
+    """'HRNetV2p-W18-Small' / 'HRNetV2-W18' / 'HRNet-W18 (ssld)*' -> 'w18_small' / 'w18'."""
+    m = re.search(r"W(\d+)(-Small)?", backbone)
+    assert m, backbone
+    return f"w{m.group(1)}" + ("_small" if m.group(2) else "")
+
+
+@needs_seeds
+def test_seed_000_detection(rows):
+    faster, mask, cascade = _tables(_seed("000"))
+    for r in faster:
+        row = _find(
+            rows,
+            task="detection",
+            model=f"fasterrcnn_hrnetv2p_{_width(r['Backbone'])}",
+            schedule=r["Lr sched"],
+        )
+        assert _has(row, "bbox_mAP", float(r["mAP"]), "seed 000")
+        assert _has(row, "params", float(r["#Params"].rstrip("M")), "seed 000")
+        assert _has(row, "gflops", float(r["GFLOPs"]), "seed 000")
+    for r in mask:
+        row = _find(
+            rows, task="detection", model=f"maskrcnn_hrnetv2p_{_width(r['Backbone'])}", schedule=r["Lr sched"]
+        )
+        assert _has(row, "bbox_mAP", float(r["box mAP"]), "seed 000")
+        assert _has(row, "segm_mAP", float(r["mask mAP"]), "seed 000")
+    assert len(faster) == 6 and len(mask) == 4 and len(cascade) == 2
+    for r in cascade:
+        if "HRNet" in r["Backbone"]:
+            row = _find(rows, task="detection", model=f"cascadercnn_hrnetv2p_{_width(r['Backbone'])}")
+        else:  # the ResNet-101 baseline: listed, not built
+            row = rows["det_cascade_rcnn_r101_fpn_20e"]
+            assert row.status == "not_built"
+        assert _has(row, "bbox_mAP", float(r["mAP"]), "seed 000")
+
+
+@needs_seeds
+def test_seed_001_classification_mmpretrain(rows):
+    (table,) = _tables(_seed("001"))
+    assert len(table) == 9
+    for r in table:
+        model = "hrnet_" + _width(r["Model"])
+        if "ssld" in r["Model"]:
+            row = rows[f"cls_{model}_ssld"]
+            assert row.status == "reference"
+        else:
+            row = _find(rows, task="classification", model=model)
+        assert _has(row, "top1", float(r["Top-1 (%)"]), "seed 001")
+        assert _has(row, "top5", float(r["Top-5 (%)"]), "seed 001")
+        assert _has(row, "params", float(r["Params(M)"]), "seed 001")
+        gflops = "gflops_mmpt"
+        assert _has(row, gflops, float(r["Flops(G)"]), "seed 001")
+
+
+@needs_seeds
+def test_seed_002_classification_timm(rows):
+    text = _seed("002")
+    index = yaml.safe_load(text.split("<!--", 1)[1].split("-->", 1)[0])
+    models = index["Models"]
+    assert len(models) == 9
+    for entry in models:
+        row = _find(rows, task="classification", model=entry["Name"])
+        (result,) = entry["Results"]
+        metrics = result["Metrics"]
+        assert _has(row, "top1", float(metrics["Top 1 Accuracy"].rstrip("%")), "seed 002")
+        assert _has(row, "top5", float(metrics["Top 5 Accuracy"].rstrip("%")), "seed 002")
+
+
+@needs_seeds
+def test_seed_003_paper_listing(rows):
+    """Every result line of the paperswithcode listing: the model line with its first metric,
+    and the metric lines that follow it."""
+    text = _seed("003").split("Results from the Paper", 1)[1]
+    tasks = ("Instance Segmentation", "Semantic Segmentation", "Object Detection", "Face Alignment",
+             "Dichotomous Image Segmentation", "Thermal Image Segmentation")  # fmt: skip
+    by_label = {r.label: r for r in rows.values() if r.status != "ready"}
+    lmk = {"300W": "lmk_300w_w18", "COFW": "lmk_cofw_w18", "WFLW": "lmk_wflw_w18"}
+    current, checked = None, 0
+    for line in text.splitlines():
+        m = re.match(r"^(.*?) (-?[\d.]+)(%|G)? # \d+$", line.strip())
+        if not m:
+            continue
+        head, value = m.group(1), float(m.group(2))
+        if head.startswith(tasks):
+            if "HRNet" not in head:  # a CFNet (ResNet-101) line in the listing
+                current = None
+                continue
+            dataset = head.split(" ")[2] if head.startswith("Face Alignment") else None
+            if dataset in lmk and "COFW-68" not in head:  # "Results from Other Papers": runnable rows
+                current = rows[lmk[dataset]]
+                metric = {"Full": "NME"}.get("Full" if "Full" in head else "", "NME")
+            else:
+                current = next((r for label, r in by_label.items() if head.startswith(label + " ")), None)
+                assert current is not None, f"seed 003: no row for {head!r}"
+                metric = head[len(current.label) + 1 :]
+            assert _has(current, metric, value, "seed 003"), f"{current.id}: {metric} {value}"
+        elif current is not None:
+            if current.id in lmk.values():
+                metric = {"Common": "NME_common", "Challenge": "NME_challenge"}[
+                    re.search(r"(Common|Challenge)", head)[1]
+                ]
+            else:
+                metric = head
+            assert _has(current, metric, value, "seed 003"), f"{current.id}: {metric} {value}"
+        checked += 1
+    assert checked > 100
+
+
+@needs_seeds
+def test_seed_004_segmentation(rows):
+    tables = _tables(_seed("004"))
+    datasets = ["cityscapes", "ade20k", "voc_aug", "pascal_context"]
+    assert [len(t) for t in tables] == [9, 6, 6, 2]
+    for dataset, table in zip(datasets, tables):
+        for r in table:
+            row = _find(
+                rows, task="segmentation", model=f"fcn_hrnetv2_{_width(r['Backbone'])}", dataset=dataset,
+                schedule=f"{int(r['Lr schd']) // 1000}k",
+            )  # fmt: skip
+            assert _has(row, "mIoU", float(r["mIoU"]), "seed 004")
+            assert _has(row, "mIoU_ms_flip", float(r["mIoU(ms+flip)"]), "seed 004")
+            if r["Mem (GB)"] != "-":
+                assert _has(row, "train_mem", float(r["Mem (GB)"]), "seed 004")
+                assert _has(row, "infer_fps", float(r["Inf time (fps)"]), "seed 004")
+
+
+def test_pose_rows_hrnet_md(rows):
+    """HRNET.md section 4: COCO w32/w48 at 256x192 and 384x288."""
+    expected = {
+        ("w32", "256x192"): 74.4,
+        ("w32", "384x288"): 75.8,
+        ("w48", "256x192"): 75.1,
+        ("w48", "384x288"): 76.3,
+    }
+    for (width, size), ap in expected.items():
+        row = rows[f"pose_coco_{width}_{size}"]
+        assert row.model == f"pose_hrnet_{width}" and _has(row, "AP", ap, "HRNET.md")
+        assert list(row.train["input_size"]) == [int(s) for s in size.split("x")]
+
+
+@pytest.mark.parametrize("params", ["params.yaml", "benchmarks/params.yaml"])
+def test_every_row_is_a_valid_train_config(params):
+    """`hrnet train --params ... --row ID` accepts every runnable row as it is written."""
+    for row in load_rows(ROOT / params, suite="x"):
+        if row.status == "ready":
+            cfg = config_from_mapping(row.train, source=f"{params} rows.{row.id}")
+            assert cfg.model == row.model and cfg.task == row.task
+            assert row.published_value() is not None, f"{row.id}: no published {row.metric}"
+
+
+def test_rows_and_benchmark_must_agree(tmp_path):
+    from hrnet.errors import HRNetError
+
+    path = tmp_path / "params.yaml"
+    path.write_text("rows: {a: {}}\nbenchmark: {b: {}}\n")
+    with pytest.raises(HRNetError, match="mismatched: a, b"):
+        load_rows(path, suite="x")
