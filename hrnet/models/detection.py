@@ -28,8 +28,9 @@ from torch import Tensor, nn
 from torchvision.models.detection import FasterRCNN, MaskRCNN
 from torchvision.models.detection import _utils as det_utils
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.faster_rcnn import TwoMLPHead
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
+from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
@@ -53,7 +54,9 @@ FEATURE_NAMES: tuple[str, ...] = ("0", "1", "2", "3", "4")  # strides 4, 8, 16, 
 ROI_FEATURE_NAMES: list[str] = ["0", "1", "2", "3"]  # RoIAlign reads strides 4..32
 ANCHOR_SIZES: tuple[tuple[int, ...], ...] = ((32,), (64,), (128,), (256,), (512,))
 ANCHOR_RATIOS: tuple[tuple[float, ...], ...] = ((0.5, 1.0, 2.0),) * len(ANCHOR_SIZES)
-REPRESENTATION_SIZE = 1024  # width of the two fc layers of the box head
+ROI_SIZE = 7  # RoIAlign output of the box head(s): ROI_SIZE x ROI_SIZE
+REPRESENTATION_SIZE = 1024  # width of the two fc layers of the box head (published architecture)
+MASK_HEAD_CHANNELS = 256  # torchvision's (and MMDET's) mask head width
 
 # Cascade R-CNN (Cai & Vasconcelos): IoU threshold, box-coder weights and loss weight per stage
 CASCADE_IOU_THRESHOLDS: tuple[float, ...] = (0.5, 0.6, 0.7)
@@ -187,10 +190,11 @@ class CascadeStage(nn.Module):
         reg_weights: tuple[float, float, float, float],
         batch_size_per_image: int,
         positive_fraction: float,
+        representation_size: int = REPRESENTATION_SIZE,
     ) -> None:
         super().__init__()
-        self.box_head = TwoMLPHead(in_features, REPRESENTATION_SIZE)
-        self.box_predictor = CascadeBoxPredictor(REPRESENTATION_SIZE, num_classes)
+        self.box_head = TwoMLPHead(in_features, representation_size)
+        self.box_predictor = CascadeBoxPredictor(representation_size, num_classes)
         self.iou_threshold = iou_threshold
         # positives at IoU >= t, negatives below t (no ignore band, no low-quality matches)
         self.proposal_matcher = det_utils.Matcher(
@@ -231,6 +235,7 @@ class CascadeRoIHeads(nn.Module):
         loss_weights: Sequence[float] = CASCADE_LOSS_WEIGHTS,
         batch_size_per_image: int = 512,
         positive_fraction: float = 0.25,
+        representation_size: int = REPRESENTATION_SIZE,
         score_thresh: float = 0.05,
         nms_thresh: float = 0.5,
         detections_per_img: int = 100,
@@ -247,6 +252,7 @@ class CascadeRoIHeads(nn.Module):
                 reg_weights=w,
                 batch_size_per_image=batch_size_per_image,
                 positive_fraction=positive_fraction,
+                representation_size=representation_size,
             )
             for t, w in zip(iou_thresholds, reg_weights)
         )
@@ -383,12 +389,18 @@ class CascadeRoIHeads(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
-def _anchor_generator() -> AnchorGenerator:
-    return AnchorGenerator(sizes=ANCHOR_SIZES, aspect_ratios=ANCHOR_RATIOS)
+def _anchor_generator(sizes: Sequence[int] | None = None) -> AnchorGenerator:
+    """One anchor size per pyramid level (strides 4..64; default 32..512), ratios 0.5/1/2."""
+    per_level = ANCHOR_SIZES if sizes is None else tuple((int(s),) for s in sizes)
+    if len(per_level) != len(FEATURE_NAMES):
+        raise ValueError(
+            f"anchor_sizes needs one size per pyramid level ({len(FEATURE_NAMES)}), got {list(per_level)}"
+        )
+    return AnchorGenerator(sizes=per_level, aspect_ratios=ANCHOR_RATIOS)
 
 
 def _box_roi_pool() -> MultiScaleRoIAlign:
-    return MultiScaleRoIAlign(featmap_names=ROI_FEATURE_NAMES, output_size=7, sampling_ratio=2)
+    return MultiScaleRoIAlign(featmap_names=ROI_FEATURE_NAMES, output_size=ROI_SIZE, sampling_ratio=2)
 
 
 class CascadeRCNN(GeneralizedRCNN):
@@ -409,10 +421,12 @@ class CascadeRCNN(GeneralizedRCNN):
         rpn_post_nms_top_n_train: int = 2000,
         rpn_post_nms_top_n_test: int = 1000,
         box_batch_size_per_image: int = 512,
+        representation_size: int = REPRESENTATION_SIZE,
         box_score_thresh: float = 0.05,
         box_detections_per_img: int = 100,
+        anchor_sizes: Sequence[int] | None = None,
     ) -> None:
-        anchors = _anchor_generator()
+        anchors = _anchor_generator(anchor_sizes)
         rpn = RegionProposalNetwork(
             anchors,
             RPNHead(backbone.out_channels, anchors.num_anchors_per_location()[0]),
@@ -426,9 +440,10 @@ class CascadeRCNN(GeneralizedRCNN):
         )
         roi_heads = CascadeRoIHeads(
             _box_roi_pool(),
-            backbone.out_channels * 7 * 7,
+            backbone.out_channels * ROI_SIZE**2,
             num_classes,
             batch_size_per_image=box_batch_size_per_image,
+            representation_size=representation_size,
             score_thresh=box_score_thresh,
             detections_per_img=box_detections_per_img,
         )
@@ -452,8 +467,11 @@ class DetectionKwargs(TypedDict, total=False):
     rpn_post_nms_top_n_train: int  # proposals per image kept after the RPN's NMS in training (2000)
     rpn_post_nms_top_n_test: int  # same at inference (1000)
     box_batch_size_per_image: int  # RoIs sampled per image for the box head(s) in training (512)
+    representation_size: int  # width of the box head's two fc layers (1024, the published head)
     box_score_thresh: float  # minimum score of a returned detection (default 0.05)
     box_detections_per_img: int  # detections kept per image (default 100)
+    anchor_sizes: Sequence[int]  # anchor size per level, strides 4..64 (default 32, 64, 128, 256, 512)
+    fpn_channels: int  # HRFPN output channels, also the RPN/RoI feature width (default 256)
 
 
 def _feature_extractor(backbone_name: str, kwargs: DetectionKwargs) -> HRNetWithHRFPN:
@@ -463,7 +481,7 @@ def _feature_extractor(backbone_name: str, kwargs: DetectionKwargs) -> HRNetWith
         norm_layer=FrozenBatchNorm2d if kwargs.get("frozen_bn", False) else None,
     )
     freeze_stages(body, kwargs.get("trainable_stages", len(STAGE_MODULES)))
-    return HRNetWithHRFPN(body)
+    return HRNetWithHRFPN(body, kwargs.get("fpn_channels", 256))
 
 
 def _check(model_name: str, kwargs: DetectionKwargs) -> None:
@@ -489,16 +507,28 @@ def _rcnn(kind: str, backbone_name: str, kwargs: DetectionKwargs) -> nn.Module:
         "box_detections_per_img": kwargs.get("box_detections_per_img", 100),
     }
     num_classes = kwargs.get("num_classes", 81)
+    representation_size = kwargs.get("representation_size", REPRESENTATION_SIZE)
+    anchor_sizes = kwargs.get("anchor_sizes")
     if kind == "cascadercnn":
-        return CascadeRCNN(backbone, num_classes, **common)
-    model_cls = MaskRCNN if kind == "maskrcnn" else FasterRCNN
-    return model_cls(
-        backbone,
-        num_classes=num_classes,
-        rpn_anchor_generator=_anchor_generator(),
-        box_roi_pool=_box_roi_pool(),
-        **common,
-    )
+        return CascadeRCNN(
+            backbone,
+            num_classes,
+            representation_size=representation_size,
+            anchor_sizes=anchor_sizes,
+            **common,
+        )
+    # torchvision's default heads, with the width of the box head's fc layers made a choice
+    heads = {
+        "rpn_anchor_generator": _anchor_generator(anchor_sizes),
+        "box_roi_pool": _box_roi_pool(),
+        "box_head": TwoMLPHead(backbone.out_channels * ROI_SIZE**2, representation_size),
+        "box_predictor": FastRCNNPredictor(representation_size, num_classes),
+    }
+    if kind == "maskrcnn":
+        # torchvision's default mask head: four 3x3 convs of 256, 2x deconv, 28x28 masks per class
+        heads["mask_predictor"] = MaskRCNNPredictor(MASK_HEAD_CHANNELS, MASK_HEAD_CHANNELS, num_classes)
+        return MaskRCNN(backbone, **heads, **common)
+    return FasterRCNN(backbone, **heads, **common)
 
 
 def _builder(kind: str, backbone_name: str, doc: str) -> Callable[..., nn.Module]:

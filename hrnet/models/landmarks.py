@@ -4,6 +4,14 @@ The network is the backbone in ``output="v2"`` mode (four branches upsampled to 
 concatenated, 15C channels) followed by ``head``: 1x1 conv 15C->15C (bias) + BN + ReLU + 1x1 conv
 (bias) to one heatmap per landmark, at 1/4 of the 256x256 input (64x64). Heatmaps are decoded with
 :func:`hrnet.pose_utils.decode_heatmaps` and scored with :func:`landmark_nme`.
+
+Facts checked against FL (lib/models/hrnet.py, experiments/*/face_alignment_*_hrnet_w18.yaml):
+the backbone configuration and the head are the same as here, so W18 with 68 points counts
+9,654,398 parameters, as FL's own network does; FL's printed "9.3M" matches the count of the V1
+(pose-style) W18, 9,319,184 (see tests/models/test_tasks_landmarks.py). One difference remains in
+the shared backbone: FL's fuse layers upsample bilinearly (align_corners False) where IC/PE, and
+this backbone, use nearest; FL checkpoints have the same keys and shapes but give slightly
+different outputs here.
 """
 
 from __future__ import annotations
@@ -141,7 +149,8 @@ def _builder(backbone_name: str) -> Callable[..., LandmarkHRNet]:
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = (
         f"Facial landmarks on HRNetV2 ({backbone_name}), ``num_points`` heatmaps (default 68) at 1/4.\n\n"
-        "Published (FL) for W18: 9.3M params, 4.3 GFLOPs at 256x256; NME 300W full 3.32, WFLW 4.60, COFW 3.45."
+        "Published (FL) for W18: 4.3 GFLOPs at 256x256 (ours 4.34); NME 300W full 3.32, WFLW 4.60, COFW 3.45.\n"
+        "FL prints 9.3M params (the V1 W18's count); this network, like FL's code, has 9.654M (68 points)."
     )
     return builder
 

@@ -82,6 +82,19 @@ def test_cascade_stages_use_their_own_iou_thresholds() -> None:
     assert positives == [[55.0, 65.0, 75.0], [65.0, 75.0], [75.0]]
 
 
+@pytest.mark.parametrize("kind", ["fasterrcnn", "maskrcnn", "cascadercnn"])
+def test_representation_size_sets_every_box_head(kind: str) -> None:
+    with torch.device("meta"):
+        default = create_model(f"{kind}_hrnetv2p_w18_small", num_classes=3)
+        narrow = create_model(f"{kind}_hrnetv2p_w18_small", num_classes=3, representation_size=128)
+    for model, width in ((default, 1024), (narrow, 128)):  # 1024: the published box head
+        heads = model.roi_heads.stages if kind == "cascadercnn" else [model.roi_heads]
+        for head in heads:
+            assert head.box_head.fc6.out_features == head.box_head.fc7.out_features == width
+            assert head.box_predictor.cls_score.in_features == width
+            assert head.box_predictor.cls_score.out_features == 3
+
+
 @pytest.mark.parametrize("kind", ["cascadercnn", "maskrcnn"])
 def test_train_losses_and_eval_format(kind: str) -> None:
     model = create_model(f"{kind}_hrnetv2p_w18_small", **TINY)
@@ -106,24 +119,58 @@ def test_train_losses_and_eval_format(kind: str) -> None:
         assert out[0]["masks"].shape == (n, 1, 48, 80)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", ["fasterrcnn"])  # cascadercnn needs more than 40 steps (see report)
+# The overfit recipe: TINY plus a narrow box head and fewer RoIs (cheap on CPU), Adam at 5e-4.
+# At 1e-3 the RPN's box regression degrades while its objectness fits (loss_rpn_box_reg rises
+# 0.009 -> 0.02-0.05; anchors of IoU 0.8 decode to proposals of IoU < 0.1), so the RoI heads see
+# no positive proposal besides the appended ground truth and Cascade's stages 2-3 learn ~0 deltas.
+OVERFIT = {
+    **TINY,
+    "fpn_channels": 64,
+    "representation_size": 128,
+    "box_batch_size_per_image": 16,
+    "rpn_post_nms_top_n_train": 32,
+}
+OVERFIT_STEPS = 50
+OVERFIT_LR = 5e-4
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+@pytest.mark.parametrize(
+    "kind", ["fasterrcnn", "cascadercnn", pytest.param("maskrcnn", marks=pytest.mark.slow)]
+)
 def test_detector_overfits_a_tiny_batch(kind: str) -> None:
-    model = create_model(f"{kind}_hrnetv2p_w18_small", **TINY)
-    images, targets = _batch()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    """50 Adam steps on two 64x64 images: the losses fall and eval predicts the batch back.
+
+    The classification terms (objectness + classifiers) must fall below 30 % of their first value
+    and the total below 60 %. The box-regression terms do not fall: they are summed over the
+    positive RoIs and divided by all sampled RoIs, and the positives grow from the appended
+    ground truth alone (1 in 16) to the 25 % cap as the proposals improve.
+    """
+    model = create_model(f"{kind}_hrnetv2p_w18_small", **OVERFIT)
+    images, targets = _batch(masks=kind == "maskrcnn")
+    opt = torch.optim.Adam(model.parameters(), lr=OVERFIT_LR)
     model.train()
-    first = last = 0.0
-    for step in range(40):
-        loss = sum(model(images, targets).values())
+    history = []
+    for _ in range(OVERFIT_STEPS):
+        losses = model(images, targets)
         opt.zero_grad()
-        loss.backward()
+        sum(losses.values()).backward()
         opt.step()
-        first, last = (loss.item(), last) if step == 0 else (first, loss.item())
-    assert last < 0.3 * first
+        history.append({k: v.item() for k, v in losses.items()})
+    total = [sum(h.values()) for h in history]
+    cls = [sum(v for k, v in h.items() if "classifier" in k or k == "loss_objectness") for h in history]
+    assert _mean(cls[-5:]) < 0.3 * cls[0], cls
+    assert _mean(total[-5:]) < 0.6 * total[0], total
     model.eval()
     with torch.no_grad():
         out = model(images)
     for pred, target in zip(out, targets):
-        assert pred["labels"][0] == target["labels"][0]
-        assert box_iou(pred["boxes"][:1], target["boxes"]).item() > 0.5
+        assert len(pred["labels"]) > 0, "no detection above the score threshold"
+        assert pred["labels"][0] == target["labels"][0]  # the top-scoring detection
+        assert box_iou(pred["boxes"][:1], target["boxes"]).item() > 0.5  # Cascade: last-stage boxes
+        if kind == "maskrcnn":
+            mask, truth = pred["masks"][0, 0] > 0.5, target["masks"][0].bool()
+            assert (mask & truth).sum() / (mask | truth).sum() > 0.5
