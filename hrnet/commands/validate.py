@@ -12,8 +12,15 @@ MAX_PRINTED = 50
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("format", choices=FORMATS, help="the on-disk format (docs/DATA.md)")
     parser.add_argument("--root", type=Path, required=True, help="the dataset folder")
-    parser.add_argument("--split", default="train", help="split name (train, val, val2017, ...)")
-    parser.add_argument("--out", type=Path, required=True, help="folder for summary.json and data_docs/")
+    parser.add_argument(
+        "--split", nargs="+", default=["train"], help="split name(s) (train, val, val2017, ...)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="folder for summary.json and data_docs/ (one subfolder per split when several are given)",
+    )
     parser.add_argument("--num-classes", type=int, help="mask_segmentation: classes incl. background; "
                         "imagefolder: expected class folders")  # fmt: skip
     parser.add_argument("--ignore-index", type=int, default=255, help="mask_segmentation: ignored label")
@@ -26,6 +33,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Validate every requested split in one process (Great Expectations is imported once)."""
+    splits = list(dict.fromkeys(args.split))
+    codes = [
+        _validate_split(args, split, args.out / split if len(splits) > 1 else args.out) for split in splits
+    ]
+    return max(codes)
+
+
+def _validate_split(args: argparse.Namespace, split: str, out: Path) -> int:
     from rich.console import Console
     from rich.table import Table
 
@@ -34,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     report = validate_dataset(
         args.format,
         root=args.root,
-        split=args.split,
-        out=args.out,
+        split=split,
+        out=out,
         num_classes=args.num_classes,
         ignore_index=args.ignore_index,
         num_points=args.num_points,
@@ -46,16 +62,16 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     rows = ", ".join(f"{count} {name}" for name, count in report.rows.items())
     if report.success:
-        console.print(f"[green]valid[/green] {args.format} {args.root} ({args.split}): {rows}")
-        console.print(f"summary: {args.out / 'summary.json'}; data docs: {report.data_docs}")
+        console.print(f"[green]valid[/green] {args.format} {args.root} ({split}): {rows}")
+        console.print(f"summary: {out / 'summary.json'}; data docs: {report.data_docs}")
         return 0
-    table = Table(title=f"{args.format} {args.root} ({args.split}): {len(report.failures)} failing records")
+    table = Table(title=f"{args.format} {args.root} ({split}): {len(report.failures)} failing records")
     for column in ("file", "record", "reason"):
         table.add_column(column, overflow="fold")
     for failure in report.failures[:MAX_PRINTED]:
         table.add_row(failure.file, failure.record or "-", failure.reason)
     console.print(table)
     if len(report.failures) > MAX_PRINTED:
-        console.print(f"... and {len(report.failures) - MAX_PRINTED} more in {args.out / 'summary.json'}")
-    console.print(f"[red]invalid[/red]: summary {args.out / 'summary.json'}; data docs: {report.data_docs}")
+        console.print(f"... and {len(report.failures) - MAX_PRINTED} more in {out / 'summary.json'}")
+    console.print(f"[red]invalid[/red]: summary {out / 'summary.json'}; data docs: {report.data_docs}")
     return 1
