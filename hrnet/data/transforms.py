@@ -136,7 +136,14 @@ class RandomRescale(T.Transform):
         return {"size": [max(1, round(height * factor)), max(1, round(width * factor))]}
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        return self._call_kernel(F.resize, inpt, size=params["size"], antialias=True)
+        # masks: nearest with pixel centres at +0.5 as the bilinear image resize (plain NEAREST
+        # samples floor(i * scale) and shifts the labels by up to half a pixel)
+        mode = (
+            T.InterpolationMode.NEAREST_EXACT
+            if isinstance(inpt, tv_tensors.Mask)
+            else T.InterpolationMode.BILINEAR
+        )
+        return self._call_kernel(F.resize, inpt, size=params["size"], interpolation=mode, antialias=True)
 
 
 class RandomCropCatMax(T.Transform):
@@ -341,6 +348,8 @@ class TopDownTransform:
     with ``heatmaps`` float32 ``[K, h/4, w/4]`` (``heatmap_size``), ``target_weight`` float32
     ``[K]``, the (augmented) ``center``/``scale``/``rotation`` used for the crop, ``flipped``,
     and ``joints`` float32 ``[K, 3]``: the keypoints in input pixels with their weights.
+    ``subpixel=True`` centres the target Gaussians on the exact joint positions
+    (:func:`hrnet.pose_utils.generate_heatmaps`).
     """
 
     def __init__(
@@ -361,8 +370,10 @@ class TopDownTransform:
         upper_body_ids: Sequence[int] = tuple(range(11)),
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
+        subpixel: bool = False,
     ) -> None:
         self.train = train
+        self.subpixel = subpixel
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.heatmap_size = (
             (self.input_size[0] // 4, self.input_size[1] // 4)
@@ -429,6 +440,7 @@ class TopDownTransform:
             image_size=self.input_size,
             heatmap_size=self.heatmap_size,
             sigma=self.sigma,
+            subpixel=self.subpixel,
         )
         out = dict(target)
         out.update(
@@ -511,9 +523,11 @@ def pose_train_transforms(
     return TopDownTransform(train=True, input_size=input_size, sigma=sigma, flip_pairs=pairs)
 
 
-def pose_eval_transforms(*, input_size: Sequence[int] = (192, 256), sigma: float = 2.0) -> TopDownTransform:
+def pose_eval_transforms(
+    *, input_size: Sequence[int] = (192, 256), sigma: float = 2.0, subpixel: bool = False
+) -> TopDownTransform:
     """COCO pose evaluation: the crop of the (ground-truth or detected) box, no augmentation."""
-    return TopDownTransform(train=False, input_size=input_size, sigma=sigma)
+    return TopDownTransform(train=False, input_size=input_size, sigma=sigma, subpixel=subpixel)
 
 
 def landmark_train_transforms(

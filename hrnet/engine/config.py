@@ -109,12 +109,40 @@ class TrainConfig:
     # --- task specifics ---------------------------------------------------------------------
     # Gaussian sigma of the target heatmaps, in heatmap pixels (pose, landmarks)
     heatmap_sigma: float = field(default=2.0, metadata=_help("heatmap Gaussian sigma"))
+    # pose: Gaussians centred on the exact sub-pixel joint position and decoded by a Newton step
+    # on the log heatmap (DARK) instead of PE's rounded centres and quarter-pixel shift; matters
+    # when a heatmap pixel is large against the OKS tolerance (small persons, small inputs)
+    heatmap_subpixel: bool = field(default=False, metadata=_help("sub-pixel heatmap codec (DARK)"))
     # random horizontal flip of training images (flip pairs come from the dataset)
     hflip: bool = field(default=True, metadata=_help("random horizontal flip in training"))
     # random scale range of the training augmentation (segmentation, pose, landmarks)
     scale_range: tuple[float, float] = field(default=(1.0, 1.0), metadata=_help("random scale range"))
     # max random rotation in degrees (pose, landmarks)
     rotation: float = field(default=0.0, metadata=_help("max random rotation, degrees"))
+    # random brightness/contrast/saturation/hue/channel-order distortion (segmentation)
+    photometric: bool = field(default=True, metadata=_help("photometric distortion in training"))
+    # segmentation OHEM (SS's OhemCrossEntropy): average the loss over the pixels whose true-class
+    # probability is below ohem_thresh, at least the ohem_min_kept hardest of a batch; 0 = off
+    ohem_thresh: float = field(default=0.0, metadata=_help("segmentation OHEM threshold (0 = off)"))
+    ohem_min_kept: int = field(default=100_000, metadata=_help("segmentation OHEM pixels kept per batch"))
+    # detection model size knobs (0 or empty = the published architecture's value): one anchor
+    # size per pyramid level (strides 4..64; 32..512), HRFPN width (256), RPN proposals kept per
+    # image in training / at test (2000 / 1000), RoIs sampled per image (512), box-head fc width
+    # (1024). Small images and CPU runs want smaller ones.
+    anchor_sizes: tuple[int, ...] = field(
+        default=(), metadata=_help("detection anchor size per pyramid level (empty = 32..512)")
+    )
+    fpn_channels: int = field(default=0, metadata=_help("detection HRFPN channels (0 = 256)"))
+    rpn_post_nms_top_n_train: int = field(
+        default=0, metadata=_help("detection proposals per image in training (0 = 2000)")
+    )
+    rpn_post_nms_top_n_test: int = field(
+        default=0, metadata=_help("detection proposals per image at test (0 = 1000)")
+    )
+    box_batch_size_per_image: int = field(
+        default=0, metadata=_help("detection RoIs sampled per image in training (0 = 512)")
+    )
+    representation_size: int = field(default=0, metadata=_help("detection box-head fc width (0 = 1024)"))
 
     # --- reproducibility, resources, bookkeeping --------------------------------------------
     seed: int = field(default=0, metadata=_help("random seed"))
@@ -140,13 +168,30 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise HRNetError(f"config: {name} must be >= 1, got {getattr(self, name)}")
-        for name in ("iters", "num_classes", "num_keypoints", "warmup_iters", "workers", "checkpoint_every"):
+        for name in (
+            "iters",
+            "num_classes",
+            "num_keypoints",
+            "warmup_iters",
+            "workers",
+            "checkpoint_every",
+            "ohem_min_kept",
+            "fpn_channels",
+            "rpn_post_nms_top_n_train",
+            "rpn_post_nms_top_n_test",
+            "box_batch_size_per_image",
+            "representation_size",
+        ):
             if getattr(self, name) < 0:
                 raise HRNetError(f"config: {name} must be >= 0, got {getattr(self, name)}")
         if self.lr <= 0:
             raise HRNetError(f"config: lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.ohem_thresh <= 1.0:
+            raise HRNetError(f"config: ohem_thresh must be in [0, 1], got {self.ohem_thresh}")
         if any(s < 1 for s in self.input_size):
             raise HRNetError(f"config: input_size must be positive, got {self.input_size}")
+        if any(s < 1 for s in self.anchor_sizes):
+            raise HRNetError(f"config: anchor_sizes must be positive, got {list(self.anchor_sizes)}")
         if list(self.milestones) != sorted(self.milestones):
             raise HRNetError(f"config: milestones must increase, got {list(self.milestones)}")
 
@@ -295,7 +340,8 @@ def add_config_arguments(parser: Any) -> None:
         if annotation is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(annotation) is tuple:
-            kwargs["nargs"] = "*" if f.name == "milestones" else "+"
+            # variable-length tuples may be empty (config_to_flags writes a bare flag for them)
+            kwargs["nargs"] = "*" if typing.get_args(annotation)[-1] is Ellipsis else "+"
             kwargs["metavar"] = f.name.upper()
         else:
             kwargs["metavar"] = annotation.__name__.upper()

@@ -202,13 +202,19 @@ def evaluate_classification(
 
 
 def segmentation_probabilities(
-    model: nn.Module, images: torch.Tensor, *, scales: tuple[float, ...] = (1.0,), flip: bool = False
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    scales: tuple[float, ...] = (1.0,),
+    flip: bool = False,
+    size: tuple[int, int] | None = None,
 ) -> torch.Tensor:
-    """Class probabilities ``[B, C, H, W]`` at the input size: the mean of the softmaxed logits
-    over the rescaled (bilinear) and, with ``flip``, mirrored inputs."""
+    """Class probabilities ``[B, C, *size]`` (default: the input size ``[H, W]``): the mean of
+    the softmaxed logits, bilinearly resized to ``size``, over the rescaled (bilinear) and, with
+    ``flip``, mirrored inputs. Pass the label map's size when the images were resized."""
     import torch.nn.functional as F
 
-    size = images.shape[-2:]
+    size = tuple(images.shape[-2:]) if size is None else tuple(size)
     total = None
     count = 0
     for scale in scales:
@@ -249,18 +255,20 @@ def evaluate_segmentation(
     with torch.inference_mode():
         for images, masks in _batches(_loader(task, cfg, ecfg, device), "evaluate"):
             images = images.to(device, non_blocking=True)
+            size = (masks.shape[-2], masks.shape[-1])  # scored at the label map's own size
             with _autocast(device, ecfg.amp):
-                pred = segmentation_probabilities(model, images).argmax(1).cpu()
+                pred = segmentation_probabilities(model, images, size=size).argmax(1).cpu()
                 single.update(pred, masks)
                 if multi is not None:
-                    multi.update(
-                        segmentation_probabilities(model, images, scales=ecfg.scales, flip=ecfg.flip)
-                        .argmax(1)
-                        .cpu(),
-                        masks,
+                    probs = segmentation_probabilities(
+                        model, images, scales=ecfg.scales, flip=ecfg.flip, size=size
                     )
+                    multi.update(probs.argmax(1).cpu(), masks)
             for i in range(min(len(images), ecfg.num_plots - len(samples))):
-                samples.append((images[i].cpu(), pred[i], masks[i]))
+                picture = torch.nn.functional.interpolate(
+                    images[i : i + 1].float().cpu(), size=size, mode="bilinear", align_corners=False
+                )[0]
+                samples.append((picture, pred[i], masks[i]))
     result: dict[str, Any] = single.compute()
     if multi is not None:
         ms = multi.compute()
@@ -342,9 +350,10 @@ def evaluate_detection(
     write_json_atomic(out_dir / "predictions.json", results)
     ann_file = task.annotation_file(cfg, ecfg.split)  # type: ignore[attr-defined]
     metrics: dict[str, Any] = {"num_images": len(image_ids), "num_detections": len(results)}
+    with_masks = any("segmentation" in r for r in results)  # Mask R-CNN only
     metrics["bbox"] = coco_evaluate(ann_file, results, "bbox", image_ids=image_ids)
     metrics["box_AP"] = metrics["bbox"]["AP"]
-    if results and "segmentation" in results[0]:
+    if with_masks:
         metrics["segm"] = coco_evaluate(ann_file, results, "segm", image_ids=image_ids)
         metrics["mask_AP"] = metrics["segm"]["AP"]
     if samples:
@@ -358,23 +367,36 @@ def evaluate_detection(
 # --------------------------------------------------------------------------------------------
 
 
+# smoothing (heatmap pixels) of predicted heatmaps before the sub-pixel Newton step
+SUBPIXEL_BLUR_SIGMA = 1.0
+
+
 def _heatmaps(
-    model: nn.Module, images: torch.Tensor, flip_pairs: list[list[int]], flip: bool
+    model: nn.Module,
+    images: torch.Tensor,
+    flip_pairs: list[list[int]],
+    flip: bool,
+    *,
+    subpixel: bool = False,
 ) -> torch.Tensor:
     from hrnet.pose_utils import flip_back
 
     heatmaps = model(images).float()
     if flip:
         mirrored = model(images.flip(-1)).float()
-        heatmaps = 0.5 * (heatmaps + flip_back(mirrored, [tuple(p) for p in flip_pairs], shift=True))
+        pairs = [(int(a), int(b)) for a, b in flip_pairs]
+        heatmaps = 0.5 * (heatmaps + flip_back(mirrored, pairs, shift=True, subpixel=subpixel))
     return heatmaps
 
 
-def _image_points(heatmaps: torch.Tensor, targets: dict[str, Any]) -> tuple[list[Any], torch.Tensor]:
-    """Peaks -> per-sample points ``float64 [K, 2]`` in original image pixels, and maxvals."""
+def _image_points(
+    heatmaps: torch.Tensor, targets: dict[str, Any], *, subpixel: bool = False
+) -> tuple[list[Any], torch.Tensor]:
+    """Peaks -> per-sample points ``float64 [K, 2]`` in original image pixels, and maxvals
+    (``subpixel``: the DARK decoder of :func:`hrnet.pose_utils.decode_heatmaps`)."""
     from hrnet.pose_utils import decode_heatmaps, heatmap_to_image_coords
 
-    coords, maxvals = decode_heatmaps(heatmaps)
+    coords, maxvals = decode_heatmaps(heatmaps, subpixel=subpixel, blur_sigma=SUBPIXEL_BLUR_SIGMA)
     size = (heatmaps.shape[-1], heatmaps.shape[-2])
     points = [
         heatmap_to_image_coords(coords[i], targets["center"][i].numpy(), targets["scale"][i].numpy(), size)
@@ -413,8 +435,10 @@ def evaluate_pose(
     with torch.inference_mode():
         for images, targets in _batches(loader, "evaluate"):
             with _autocast(device, ecfg.amp):
-                heatmaps = _heatmaps(model, images.to(device), info["flip_pairs"], ecfg.flip)
-            points, maxvals = _image_points(heatmaps.cpu(), targets)
+                heatmaps = _heatmaps(
+                    model, images.to(device), info["flip_pairs"], ecfg.flip, subpixel=cfg.heatmap_subpixel
+                )
+            points, maxvals = _image_points(heatmaps.cpu(), targets, subpixel=cfg.heatmap_subpixel)
             for i, pts in enumerate(points):
                 conf = maxvals[i].numpy()
                 good = conf > 0.2
@@ -430,7 +454,9 @@ def evaluate_pose(
                 )
                 if len(samples) < ecfg.num_plots:
                     inv = _points_to_input(pts, targets, i, images.shape[-1], images.shape[-2])
-                    samples.append((images[i], inv, None))
+                    joints = targets["joints"][i].double().numpy()  # input pixels, weight
+                    true = np.where(joints[:, 2:] > 0, joints[:, :2], np.nan)  # unlabelled: not drawn
+                    samples.append((images[i], inv, true if detections is None else None))
     write_json_atomic(out_dir / "predictions.json", results)
     image_ids = sorted({r["image_id"] for r in results})
     stats = coco_evaluate(task.annotation_file(cfg, ecfg.split), results, "keypoints", image_ids=image_ids)  # type: ignore[attr-defined]
@@ -585,7 +611,7 @@ def predict_images(
                 x, t = T.TopDownTransform(train=False, input_size=(width, height))(image, target)
                 heatmaps = _heatmaps(model, x[None].to(device), info.get("flip_pairs", []), False).cpu()
                 batch = {"center": t["center"][None], "scale": t["scale"][None]}
-                points, maxvals = _image_points(heatmaps, batch)
+                points, maxvals = _image_points(heatmaps, batch, subpixel=cfg.heatmap_subpixel)
                 record["keypoints"] = [
                     [float(px), float(py), float(s)] for (px, py), s in zip(points[0], maxvals[0])
                 ]

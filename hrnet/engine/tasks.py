@@ -237,7 +237,9 @@ class ClassificationTask(Task):
 # segmentation
 # --------------------------------------------------------------------------------------------
 
-# the base size (height, width) the random rescale of each benchmark set is relative to
+# the base size (height, width) the random rescale of each benchmark set is relative to; None:
+# the network input size (a mask folder's images are resized to fit input_size, in training
+# times a random ratio, at evaluation exactly, while its masks keep their size for scoring)
 _SEG_BASE_SIZE: dict[str, tuple[int, int] | None] = {
     "mask_segmentation": None,
     "cityscapes": (1024, 2048),
@@ -263,12 +265,13 @@ class SegmentationTask(Task):
         if train:
             tf = T.segmentation_train_transforms(
                 crop_size=cfg.input_size,
-                base_size=base,
+                base_size=base or cfg.input_size,
                 ratio_range=cfg.scale_range,
                 hflip_prob=0.5 if cfg.hflip else 0.0,
+                photometric=cfg.photometric,
             )
         else:
-            tf = T.segmentation_eval_transforms()
+            tf = T.segmentation_eval_transforms(resize=None if base else cfg.input_size)
         if cfg.dataset == "mask_segmentation":
             return S.MaskFolderSegmentation(root / "images" / split, root / "masks" / split, transforms=tf)
         reader = {
@@ -288,7 +291,13 @@ class SegmentationTask(Task):
         return {"class_names": classes}
 
     def model(self, cfg: TrainConfig, info: dict[str, Any]) -> nn.Module:
-        model = _create(cfg.model, num_classes=len(info["class_names"]), label_smoothing=cfg.label_smoothing)
+        model = _create(
+            cfg.model,
+            num_classes=len(info["class_names"]),
+            label_smoothing=cfg.label_smoothing,
+            ohem_thresh=cfg.ohem_thresh,
+            ohem_min_kept=cfg.ohem_min_kept,
+        )
         _load_pretrained(model.backbone, cfg.pretrained)  # type: ignore[arg-type]
         return model
 
@@ -358,13 +367,26 @@ class DetectionTask(Task):
 
     def model(self, cfg: TrainConfig, info: dict[str, Any]) -> nn.Module:
         short, long = min(cfg.input_size), max(cfg.input_size)
-        model = _create(
-            cfg.model,
-            num_classes=len(info["class_names"]) + 1,
-            min_size=short,
-            max_size=long,
-            frozen_bn=cfg.frozen_bn,
-        )
+        # the size knobs left at 0 / empty keep the builder's (published) values
+        optional = {
+            "anchor_sizes": tuple(cfg.anchor_sizes),
+            "fpn_channels": cfg.fpn_channels,
+            "rpn_post_nms_top_n_train": cfg.rpn_post_nms_top_n_train,
+            "rpn_post_nms_top_n_test": cfg.rpn_post_nms_top_n_test,
+            "box_batch_size_per_image": cfg.box_batch_size_per_image,
+            "representation_size": cfg.representation_size,
+        }
+        try:
+            model = _create(
+                cfg.model,
+                num_classes=len(info["class_names"]) + 1,
+                min_size=short,
+                max_size=long,
+                frozen_bn=cfg.frozen_bn,
+                **{k: v for k, v in optional.items() if v},
+            )
+        except ValueError as exc:  # e.g. anchor_sizes not one per pyramid level
+            raise HRNetError(f"config: model {cfg.model!r}: {exc}") from None
         _load_pretrained(
             model.backbone.body if hasattr(model.backbone, "body") else model.backbone, cfg.pretrained
         )  # type: ignore[union-attr]
@@ -431,9 +453,12 @@ class PoseTask(Task):
                 flip_prob=0.5 if cfg.hflip else 0.0,
                 scale_factor=max(abs(cfg.scale_range[0] - 1), abs(cfg.scale_range[1] - 1)),
                 rotation=cfg.rotation,
+                subpixel=cfg.heatmap_subpixel,
             )
         else:
-            tf = T.pose_eval_transforms(input_size=width_height, sigma=cfg.heatmap_sigma)
+            tf = T.pose_eval_transforms(
+                input_size=width_height, sigma=cfg.heatmap_sigma, subpixel=cfg.heatmap_subpixel
+            )
         return CocoKeypoints(
             root / "images" / split,
             self.annotation_file(cfg, split),

@@ -86,6 +86,11 @@ class SegmentationHRNet(nn.Module):
             classes) on branch 2 (1/16), MMSEG's usual auxiliary FCN.
         aux_weight: weight of the auxiliary loss.
         label_smoothing: cross-entropy label smoothing.
+        ohem_thresh: online hard example mining as SS's ``OhemCrossEntropy`` when > 0: the loss
+            is the mean over the labelled pixels whose true-class probability is below
+            ``ohem_thresh``, widened to the ``ohem_min_kept`` hardest pixels of the batch when
+            fewer are that hard (SS's Cityscapes recipe: 0.9 and 131072). 0 = plain mean.
+        ohem_min_kept: the least number of pixels kept per batch by OHEM.
     """
 
     def __init__(
@@ -97,8 +102,12 @@ class SegmentationHRNet(nn.Module):
         aux_head: bool = False,
         aux_weight: float = 0.4,
         label_smoothing: float = 0.0,
+        ohem_thresh: float = 0.0,
+        ohem_min_kept: int = 100_000,
     ) -> None:
         super().__init__()
+        if not 0.0 <= ohem_thresh <= 1.0:
+            raise ValueError(f"ohem_thresh must be in [0, 1], got {ohem_thresh}")
         if backbone.output != "branches":
             raise ValueError(
                 f"SegmentationHRNet needs a backbone built with output='branches', got {backbone.output!r}"
@@ -108,6 +117,8 @@ class SegmentationHRNet(nn.Module):
         self.align_corners = align_corners
         self.aux_weight = aux_weight
         self.label_smoothing = label_smoothing
+        self.ohem_thresh = ohem_thresh
+        self.ohem_min_kept = ohem_min_kept
         chs = sum(backbone.branch_channels)
         self.decode_head = FCNHead(chs, chs, num_classes)
         self.auxiliary_head = (
@@ -120,9 +131,24 @@ class SegmentationHRNet(nn.Module):
         return F.interpolate(logits, size=size, mode="bilinear", align_corners=self.align_corners)
 
     def _loss(self, logits: Tensor, targets: Tensor) -> Tensor:
-        return F.cross_entropy(
-            logits, targets, ignore_index=IGNORE_INDEX, label_smoothing=self.label_smoothing
+        if self.ohem_thresh <= 0:
+            return F.cross_entropy(
+                logits, targets, ignore_index=IGNORE_INDEX, label_smoothing=self.label_smoothing
+            )
+        pixel = F.cross_entropy(
+            logits, targets, ignore_index=IGNORE_INDEX, label_smoothing=self.label_smoothing, reduction="none"
         )
+        pixel = pixel[targets != IGNORE_INDEX]
+        if pixel.numel() == 0:
+            return logits.sum() * 0.0
+        with torch.no_grad():
+            # true-class probability of each labelled pixel, hardest (lowest) first
+            prob = torch.gather(
+                logits.detach().float().softmax(1), 1, targets.clamp(max=logits.shape[1] - 1)[:, None]
+            )[:, 0][targets != IGNORE_INDEX]
+            kth = prob.kthvalue(min(self.ohem_min_kept, prob.numel())).values
+            keep = prob <= torch.clamp(kth, min=self.ohem_thresh)
+        return pixel[keep].mean()
 
     def forward(self, images: Tensor, targets: Tensor | None = None) -> dict[str, Tensor]:
         size = (images.shape[-2], images.shape[-1])
@@ -153,6 +179,8 @@ class SegmentationKwargs(TypedDict, total=False):
     aux_head: bool  # default False (MMSEG's HRNet configs have none)
     aux_weight: float  # default 0.4
     label_smoothing: float  # default 0.0
+    ohem_thresh: float  # default 0.0 (OHEM off); SS's Cityscapes recipe 0.9
+    ohem_min_kept: int  # default 100000 pixels per batch
     bn_momentum: float  # backbone BatchNorm momentum, default 0.1
 
 
@@ -173,6 +201,8 @@ def _build(backbone_name: str, kwargs: SegmentationKwargs) -> SegmentationHRNet:
         aux_head=kwargs.get("aux_head", False),
         aux_weight=kwargs.get("aux_weight", 0.4),
         label_smoothing=kwargs.get("label_smoothing", 0.0),
+        ohem_thresh=kwargs.get("ohem_thresh", 0.0),
+        ohem_min_kept=kwargs.get("ohem_min_kept", 100_000),
     )
 
 
