@@ -161,12 +161,15 @@ def generate_heatmaps(
     heatmap_size: Sequence[int],
     sigma: float = 2.0,
     joint_weights: Tensor | None = None,
+    subpixel: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Gaussian heatmap targets for one sample (PE's target encoding).
 
     The Gaussian of joint ``k`` is centred on the heatmap pixel nearest to ``keypoints[k] / stride``
     and cut at ``3 * sigma``; a joint that is not visible, or whose Gaussian lies wholly outside the
-    map, gets weight 0 and an all-zero map.
+    map, gets weight 0 and an all-zero map. With ``subpixel=True`` the Gaussian is centred on
+    ``keypoints[k] / stride`` itself (no rounding; DARK's unbiased encoding), to be decoded with
+    ``decode_heatmaps(..., subpixel=True)``.
 
     Args:
         keypoints: ``float [K, 2]`` (x, y) in network-input pixels.
@@ -175,6 +178,7 @@ def generate_heatmaps(
         heatmap_size: heatmap ``(width, height)``.
         sigma: Gaussian std in heatmap pixels (2 for 256x192, 3 for 384x288).
         joint_weights: optional ``[K]`` multipliers of the target weights.
+        subpixel: centre the Gaussians on the exact (unrounded) heatmap position.
 
     Returns:
         ``heatmaps float [K, h, w]`` (peak 1) and ``target_weight float [K]`` (0 or 1, times
@@ -191,8 +195,10 @@ def generate_heatmaps(
     for k in range(num):
         if weight[k] == 0:
             continue
-        mu_x = int(float(keypoints[k, 0]) / stride_x + 0.5)
-        mu_y = int(float(keypoints[k, 1]) / stride_y + 0.5)
+        mu_x = float(keypoints[k, 0]) / stride_x
+        mu_y = float(keypoints[k, 1]) / stride_y
+        if not subpixel:
+            mu_x, mu_y = int(mu_x + 0.5), int(mu_y + 0.5)
         if mu_x - radius >= w or mu_y - radius >= h or mu_x + radius + 1 < 0 or mu_y + radius + 1 < 0:
             weight[k] = 0
             continue
@@ -204,13 +210,22 @@ def generate_heatmaps(
     return heatmaps, weight
 
 
-def decode_heatmaps(heatmaps: Tensor) -> tuple[Tensor, Tensor]:
+def decode_heatmaps(
+    heatmaps: Tensor, *, subpixel: bool = False, blur_sigma: float = 1.0
+) -> tuple[Tensor, Tensor]:
     """Peaks of ``heatmaps [B, K, h, w]`` -> ``coords float [B, K, 2]`` (x, y) and ``maxvals [B, K]``.
 
     Coordinates are in heatmap pixels: the arg-max, moved a quarter pixel toward the higher of its
     two neighbours along each axis (where both neighbours exist). Joints whose maximum is not
     positive get ``(0, 0)``, as in PE.
+
+    With ``subpixel=True`` the arg-max is refined instead by one Newton step on the logarithm of
+    the map smoothed with a Gaussian of ``blur_sigma`` heatmap pixels (DARK, Zhang et al. 2020):
+    ``offset = -H^-1 g`` from finite differences at the arg-max. A Gaussian's logarithm is
+    quadratic, so targets made with ``generate_heatmaps(..., subpixel=True)`` decode exactly.
     """
+    if subpixel:
+        return _decode_subpixel(heatmaps, blur_sigma)
     b, k, h, w = heatmaps.shape
     flat = heatmaps.reshape(b, k, h * w)
     maxvals, idx = flat.max(dim=-1)
@@ -233,6 +248,54 @@ def decode_heatmaps(heatmaps: Tensor) -> tuple[Tensor, Tensor]:
     return coords, maxvals
 
 
+def _gaussian_blur(heatmaps: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian smoothing of ``[B, K, h, w]``, radius ``3 * sigma``; near the borders
+    the weights are renormalised over the pixels inside the map (no pull toward zero padding)."""
+    radius = max(1, math.ceil(3 * sigma))
+    taps = torch.arange(-radius, radius + 1, dtype=heatmaps.dtype, device=heatmaps.device)
+    kernel = torch.exp(-(taps**2) / (2 * sigma**2))
+    b, k, h, w = heatmaps.shape
+
+    def blur(x: Tensor) -> Tensor:
+        x = F.conv2d(x, kernel.view(1, 1, 1, -1), padding=(0, radius))
+        return F.conv2d(x, kernel.view(1, 1, -1, 1), padding=(radius, 0))
+
+    norm = blur(heatmaps.new_ones(1, 1, h, w))
+    return (blur(heatmaps.reshape(b * k, 1, h, w)) / norm).reshape(b, k, h, w)
+
+
+def _decode_subpixel(heatmaps: Tensor, blur_sigma: float) -> tuple[Tensor, Tensor]:
+    """:func:`decode_heatmaps` with ``subpixel=True`` (see there)."""
+    b, k, h, w = heatmaps.shape
+    flat = heatmaps.reshape(b, k, h * w)
+    maxvals, idx = flat.max(dim=-1)
+    px, py = idx % w, idx // w
+    smooth = _gaussian_blur(heatmaps.float(), blur_sigma) if blur_sigma > 0 else heatmaps.float()
+    log = smooth.clamp(min=1e-10).log().reshape(b * k, h, w)
+    n = torch.arange(b * k, device=heatmaps.device)
+    x, y = px.reshape(-1), py.reshape(-1)
+
+    def at(dx: int, dy: int) -> Tensor:
+        return log[n, (y + dy).clamp(0, h - 1), (x + dx).clamp(0, w - 1)]
+
+    gx, gy = 0.5 * (at(1, 0) - at(-1, 0)), 0.5 * (at(0, 1) - at(0, -1))
+    hxx = at(1, 0) - 2 * at(0, 0) + at(-1, 0)
+    hyy = at(0, 1) - 2 * at(0, 0) + at(0, -1)
+    hxy = 0.25 * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
+    det = hxx * hyy - hxy**2
+    # a maximum has a negative definite Hessian; elsewhere (flat maps, borders) keep the arg-max
+    ok = (det > 1e-12) & (hxx < 0) & (x > 0) & (x < w - 1) & (y > 0) & (y < h - 1)
+    safe = torch.where(ok, det, torch.ones_like(det))
+    ox = -(hyy * gx - hxy * gy) / safe
+    oy = -(hxx * gy - hxy * gx) / safe
+    offset = torch.stack([ox, oy], dim=-1)
+    offset = torch.where(ok[:, None], offset.clamp(-0.5, 0.5), torch.zeros_like(offset))
+    coords = torch.stack([x, y], dim=-1).to(offset.dtype) + offset
+    coords = coords.reshape(b, k, 2).to(heatmaps.dtype)
+    coords = coords * (maxvals > 0).unsqueeze(-1).to(coords.dtype)
+    return coords, maxvals
+
+
 def heatmap_to_image_coords(
     coords: Tensor, center: np.ndarray, scale: np.ndarray, heatmap_size: Sequence[int]
 ) -> np.ndarray:
@@ -245,12 +308,17 @@ def heatmap_to_image_coords(
     return affine_transform_points(coords.detach().cpu().double().numpy(), inv)
 
 
-def flip_back(heatmaps: Tensor, flip_pairs: Sequence[tuple[int, int]], *, shift: bool = False) -> Tensor:
+def flip_back(
+    heatmaps: Tensor, flip_pairs: Sequence[tuple[int, int]], *, shift: bool = False, subpixel: bool = False
+) -> Tensor:
     """Heatmaps predicted on horizontally flipped images -> heatmaps of the original images.
 
     Mirrors ``heatmaps [B, K, h, w]`` along ``w`` and swaps each (left, right) pair of channels.
     With ``shift=True`` the result is also moved one pixel to the right (PE's ``SHIFT_HEATMAP``):
-    strided convolutions put the mirrored peak about 3/4 px left of where it belongs.
+    the mirrored peak lands 3/4 px left of where it belongs (input column ``x`` goes to
+    ``W - 1 - x``, i.e. heatmap column ``u`` to ``w - 1/4 - u``, while mirroring the map sends
+    ``u`` to ``w - 1 - u``). With ``subpixel=True`` as well, the shift is that exact 3/4 px
+    (linear interpolation), for the sub-pixel codec.
     """
     out = heatmaps.flip(-1)
     perm = list(range(heatmaps.shape[1]))
@@ -258,5 +326,6 @@ def flip_back(heatmaps: Tensor, flip_pairs: Sequence[tuple[int, int]], *, shift:
         perm[a], perm[b] = b, a
     out = out[:, perm]
     if shift:
-        out = torch.cat([out[..., :1], out[..., :-1]], dim=-1)
+        moved = torch.cat([out[..., :1], out[..., :-1]], dim=-1)
+        out = 0.25 * out + 0.75 * moved if subpixel else moved
     return out

@@ -9,6 +9,7 @@ summary numbers (``stats``), named.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 from collections.abc import Sequence
 from pathlib import Path
@@ -162,7 +163,9 @@ def coco_evaluate(
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink):
         gt = COCO(str(gt_json))
-        dt = gt.loadRes(list(results))
+        # loadRes writes into the result dicts (a box polygon as "segmentation", "area", "id"):
+        # give it copies, or a later look at the caller's results sees masks that never were
+        dt = gt.loadRes(copy.deepcopy(list(results)))
         ev = COCOeval(gt, dt, iou_type)
         if image_ids is not None:
             ev.params.imgIds = list(image_ids)
