@@ -96,6 +96,9 @@ class TrainConfig:
     clip_grad: float = field(default=0.0, metadata=_help("gradient clipping norm (0 = off)"))
     # label smoothing of the classification cross-entropy (0 = off)
     label_smoothing: float = field(default=0.0, metadata=_help("label smoothing (classification)"))
+    # classification evaluation: centre crop of input_size after resizing the short side to
+    # input_size / eval_crop_ratio (0.875 = ImageNet's 224 of 256; 1.0 = no crop, for tiny images)
+    eval_crop_ratio: float = field(default=0.875, metadata=_help("classification eval crop ratio"))
 
     # --- numerics and normalisation ---------------------------------------------------------
     # autocast mode: none, bf16, or fp16 (with a gradient scaler)
@@ -188,6 +191,8 @@ class TrainConfig:
             raise HRNetError(f"config: lr must be > 0, got {self.lr}")
         if not 0.0 <= self.ohem_thresh <= 1.0:
             raise HRNetError(f"config: ohem_thresh must be in [0, 1], got {self.ohem_thresh}")
+        if not 0 < self.eval_crop_ratio <= 1:
+            raise HRNetError(f"config: eval_crop_ratio must be in (0, 1], got {self.eval_crop_ratio}")
         if any(s < 1 for s in self.input_size):
             raise HRNetError(f"config: input_size must be positive, got {self.input_size}")
         if any(s < 1 for s in self.anchor_sizes):

@@ -194,7 +194,8 @@ class ClassificationTask(Task):
                 size=size, scale=cfg.scale_range, hflip_prob=0.5 if cfg.hflip else 0.0
             )
         else:
-            tf = T.classification_eval_transforms(size=size)
+            short = size if isinstance(size, int) else min(size)
+            tf = T.classification_eval_transforms(size=size, resize_size=round(short / cfg.eval_crop_ratio))
         return ImageFolderDataset(_require_root(cfg), split, transforms=tf)
 
     def info(self, cfg: TrainConfig, dataset: Dataset) -> dict[str, Any]:
