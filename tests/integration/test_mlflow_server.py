@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,21 +20,11 @@ import pytest
 
 from hrnet.cli import main
 from tests.engine.conftest import make_image_folder, tiny_train_flags
+from tests.loopback import DUMMY_AWS_ENV, free_port
 
 pytestmark = pytest.mark.integration
 
 BUCKET = "hrnet-artifacts"
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +32,14 @@ def s3() -> Iterator[tuple[str, object]]:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port())
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port())
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     client = boto3.client(
         "s3",
         endpoint_url=endpoint,
-        **{k.lower(): v for k, v in CREDENTIALS.items() if k != "AWS_DEFAULT_REGION"},
+        **{k.lower(): v for k, v in DUMMY_AWS_ENV.items() if k != "AWS_DEFAULT_REGION"},
         region_name="us-east-1",
     )
     client.create_bucket(Bucket=BUCKET)
@@ -62,8 +51,8 @@ def s3() -> Iterator[tuple[str, object]]:
 def mlflow_server(s3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     endpoint, _ = s3
     root = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
-    env = dict(os.environ, MLFLOW_S3_ENDPOINT_URL=endpoint, **CREDENTIALS)
+    port = free_port()
+    env = dict(os.environ, MLFLOW_S3_ENDPOINT_URL=endpoint, **DUMMY_AWS_ENV)
     log = (root / "server.log").open("w")
     proc = subprocess.Popen(
         [

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -18,22 +17,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.loopback import DUMMY_AWS_ENV, free_port
 from tests.pipeline.conftest import BIN, git_commit_all, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROW = "digits_cls"
-S3_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -42,7 +31,7 @@ def s3(monkeypatch) -> Iterator[str]:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    for key, value in S3_ENV.items():
+    for key, value in DUMMY_AWS_ENV.items():
         monkeypatch.setenv(key, value)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
@@ -60,9 +49,9 @@ def mlflow_server(tmp_path, s3, monkeypatch) -> Iterator[str]:
     """`mlflow server`: SQLite backend, artifacts proxied to s3://mlflow-artifacts; yields its
     URL once started, without waiting for it to answer (`_wait_healthy`): the Prefect server
     starts meanwhile."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, **S3_ENV, "MLFLOW_S3_ENDPOINT_URL": s3}
+    env = {**os.environ, **DUMMY_AWS_ENV, "MLFLOW_S3_ENDPOINT_URL": s3}
     log = (tmp_path / "mlflow.log").open("w")
     argv = [
         str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
