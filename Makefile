@@ -57,4 +57,4 @@ lock:
 	rm -rf .lock-venv
 
 clean-demo:
-	rm -rf runs data/embedded reports mlflow.db mlartifacts
+	rm -rf runs data/embedded data/validation reports mlflow.db mlartifacts mlruns dvc.lock

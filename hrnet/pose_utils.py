@@ -186,25 +186,20 @@ def generate_heatmaps(
     """
     w, h = int(heatmap_size[0]), int(heatmap_size[1])
     stride_x, stride_y = image_size[0] / w, image_size[1] / h
-    num = keypoints.shape[0]
-    heatmaps = torch.zeros(num, h, w, dtype=torch.float32)
     weight = (torch.as_tensor(visible) > 0).to(torch.float32)
     radius = int(3 * sigma)
-    xs = torch.arange(w, dtype=torch.float32)
-    ys = torch.arange(h, dtype=torch.float32)
-    for k in range(num):
-        if weight[k] == 0:
-            continue
-        mu_x = float(keypoints[k, 0]) / stride_x
-        mu_y = float(keypoints[k, 1]) / stride_y
-        if not subpixel:
-            mu_x, mu_y = int(mu_x + 0.5), int(mu_y + 0.5)
-        if mu_x - radius >= w or mu_y - radius >= h or mu_x + radius + 1 < 0 or mu_y + radius + 1 < 0:
-            weight[k] = 0
-            continue
-        gx = torch.exp(-((xs - mu_x) ** 2) / (2 * sigma**2)) * ((xs - mu_x).abs() <= radius)
-        gy = torch.exp(-((ys - mu_y) ** 2) / (2 * sigma**2)) * ((ys - mu_y).abs() <= radius)
-        heatmaps[k] = gy[:, None] * gx[None, :]
+    # all joints at once: separable Gaussians [K, w] and [K, h], cut at 3 sigma
+    points = torch.as_tensor(keypoints, dtype=torch.float64)
+    mu_x, mu_y = points[:, 0] / stride_x, points[:, 1] / stride_y
+    if not subpixel:
+        mu_x, mu_y = (mu_x + 0.5).trunc(), (mu_y + 0.5).trunc()  # int(v + 0.5), as PE rounds
+    outside = (mu_x - radius >= w) | (mu_y - radius >= h) | (mu_x + radius + 1 < 0) | (mu_y + radius + 1 < 0)
+    weight[outside] = 0
+    dx = torch.arange(w, dtype=torch.float64)[None, :] - mu_x[:, None]
+    dy = torch.arange(h, dtype=torch.float64)[None, :] - mu_y[:, None]
+    gx = torch.exp(-(dx**2) / (2 * sigma**2)) * (dx.abs() <= radius)
+    gy = torch.exp(-(dy**2) / (2 * sigma**2)) * (dy.abs() <= radius)
+    heatmaps = (gy[:, :, None] * gx[:, None, :]).to(torch.float32) * (weight > 0)[:, None, None]
     if joint_weights is not None:
         weight = weight * joint_weights.to(torch.float32)
     return heatmaps, weight

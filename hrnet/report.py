@@ -136,6 +136,10 @@ def count_model(row: BenchmarkRow) -> dict[str, Any]:
         "pose": {"num_joints": points or 17},
         "landmarks": {"num_points": points or 68},
     }.get(row.task, {})
+    if row.task == "detection":  # a row's own head sizes (the embedded row's toy-sized head)
+        kwargs.update({k: cfg[k] for k in ("fpn_channels", "representation_size") if cfg.get(k)})
+        if cfg.get("anchor_sizes"):
+            kwargs["anchor_sizes"] = tuple(cfg["anchor_sizes"])
     try:
         with torch.device("meta"):
             model = create_model(row.model, **kwargs)
@@ -144,9 +148,8 @@ def count_model(row: BenchmarkRow) -> dict[str, Any]:
     counts: dict[str, Any] = {"params": count_params(model)}
     if row.task == "detection":  # proposals have data-dependent shapes: no meta-device trace
         return counts
-    try:
-        with torch.device("meta"):
-            counts["macs"] = count_flops(model, (height, width)).macs
+    try:  # the model is on the meta device, so is the input count_flops makes
+        counts["macs"] = count_flops(model, (height, width)).macs
     except Exception as exc:
         counts["error"] = f"{type(exc).__name__}: {exc}"[:200]
     return counts
@@ -169,6 +172,9 @@ def _counts(rows: Iterable[BenchmarkRow], cache_path: Path) -> dict[str, dict[st
                     cfg.get("input_size"),
                     cfg.get("num_classes"),
                     cfg.get("num_keypoints"),
+                    cfg.get("fpn_channels"),
+                    cfg.get("representation_size"),
+                    cfg.get("anchor_sizes"),
                 )
             )
             + f"|torch {torch.__version__.split('+')[0]}"

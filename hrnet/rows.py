@@ -54,6 +54,15 @@ class BenchmarkRow:
     note: str = ""
     train: Mapping[str, Any] | None = None
 
+    @property
+    def starts_from_row(self) -> str | None:
+        """The row whose trained model this row's weights start from (``pretrained:
+        runs/<row>/model.pt``), which must run first; None for any other start."""
+        parts = Path(str((self.train or {}).get("pretrained") or "")).parts
+        if len(parts) == 3 and parts[0] == "runs" and parts[2] == "model.pt":
+            return parts[1]
+        return None
+
     def published_value(self, metric: str | None = None) -> Published | None:
         """The first published entry for ``metric`` (default: the row's compared metric)."""
         wanted = metric or self.metric

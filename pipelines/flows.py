@@ -216,6 +216,13 @@ def _dataset_of(row: str, suite: Suite, project_dir: str) -> str:
     return rows[row].dataset
 
 
+def _starts_from(row: str, suite: Suite, project_dir: str) -> str | None:
+    from hrnet.rows import load_rows
+
+    rows = {r.id: r for r in load_rows(Path(project_dir) / suite.params, suite="")}
+    return rows[row].starts_from_row
+
+
 @flow(name="row", flow_run_name="{row}", log_prints=True)
 def row_flow(
     row: str,
@@ -246,6 +253,10 @@ def row_flow(
     spec = SUITES[suite]
     project_dir = str(Path(project_dir).resolve())
     dataset = _dataset_of(row, spec, project_dir)
+    upstream = _starts_from(row, spec, project_dir)
+    if upstream:  # the row starts from another row's model: that row runs first (a no-op when done)
+        row_flow(upstream, suite=suite, project_dir=project_dir, push=push, remote=remote, pull=pull,
+                 gpu_limit=gpu_limit)  # fmt: skip
 
     data_target = spec.target(spec.data_stage, dataset)
     if spec.data_stage == "fetch":

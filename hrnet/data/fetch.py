@@ -55,6 +55,7 @@ __all__ = [
 
 MANIFEST_NAME = ".fetched.json"
 CHUNK_SIZE = 1 << 20
+MIN_PREFIX_DIGITS = 8  # shortest published checksum prefix accepted (torch.hub file names)
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 HASH_ALGORITHMS = ("sha256", "sha1", "md5")
 
@@ -69,25 +70,38 @@ class Checksum:
     """An expected digest of a file.
 
     ``algorithm`` is ``"sha256"`` where the publisher gives one; ``"md5"`` or ``"sha1"`` only
-    where that is all that was published.
+    where that is all that was published. ``prefix=True`` holds the leading hex digits only: the
+    torch.hub convention of weight files named ``<name>-<first 8 hex digits of the sha256>.pth``,
+    where the file name is the published checksum.
     """
 
     algorithm: str
     hexdigest: str
+    prefix: bool = False
 
     def __post_init__(self) -> None:
         if self.algorithm not in HASH_ALGORITHMS:
             raise HRNetError(f"checksum: unknown algorithm {self.algorithm!r}; use one of {HASH_ALGORITHMS}")
         size = hashlib.new(self.algorithm).digest_size * 2
         digest = self.hexdigest.lower()
-        if len(digest) != size or any(c not in "0123456789abcdef" for c in digest):
+        length_ok = MIN_PREFIX_DIGITS <= len(digest) <= size if self.prefix else len(digest) == size
+        if not length_ok or any(c not in "0123456789abcdef" for c in digest):
+            wanted = f"{MIN_PREFIX_DIGITS} to {size}" if self.prefix else str(size)
             raise HRNetError(
-                f"checksum: {self.hexdigest!r} is not a {self.algorithm} hex digest ({size} hex digits)"
+                f"checksum: {self.hexdigest!r} is not a {self.algorithm} hex digest ({wanted} hex digits)"
             )
         object.__setattr__(self, "hexdigest", digest)
 
+    def matches(self, actual: Checksum) -> bool:
+        """Whether ``actual`` (a full digest of the same algorithm) is this checksum."""
+        if actual.algorithm != self.algorithm:
+            return False
+        return (
+            actual.hexdigest.startswith(self.hexdigest) if self.prefix else actual.hexdigest == self.hexdigest
+        )
+
     def __str__(self) -> str:
-        return f"{self.algorithm}:{self.hexdigest}"
+        return f"{self.algorithm}:{self.hexdigest}" + ("..." if self.prefix else "")
 
 
 @dataclass(frozen=True)
@@ -328,7 +342,7 @@ def download(
             sleep(delay)
     algorithm = checksum.algorithm if checksum else "sha256"
     actual = Checksum(algorithm, _digest(part, algorithm))
-    if checksum is not None and actual != checksum:
+    if checksum is not None and not checksum.matches(actual):
         part.unlink()
         raise HRNetError(
             f"{url}: checksum mismatch for {dest.name}: expected {checksum}, got {actual}; "

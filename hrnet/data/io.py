@@ -14,13 +14,15 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
 
 from hrnet.errors import HRNetError
+
+if TYPE_CHECKING:  # torch is imported by the readers that decode to tensors, not by the writers
+    import torch
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -83,6 +85,7 @@ def read_image(path: str | Path, *, record: str | None = None) -> torch.Tensor:
 
     See :func:`open_image` for the conversions and errors.
     """
+    import torch
     from torchvision import tv_tensors
 
     array = np.asarray(open_image(path, record=record))

@@ -166,14 +166,17 @@ class RandomCropCatMax(T.Transform):
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         height, width = _canvas_size(flat_inputs)
         crop_h, crop_w = min(self.size[0], height), min(self.size[1], width)
-        masks = [x for x in flat_inputs if isinstance(x, tv_tensors.Mask)]
+        # plain int64 labels, the ignored pixels mapped to one extra bin that is not counted
+        masks = [x.as_subclass(torch.Tensor) for x in flat_inputs if isinstance(x, tv_tensors.Mask)]
+        label = masks[0].reshape(height, width).long() if masks else None
         for _ in range(10):
             top = int(torch.randint(0, height - crop_h + 1, ()))
             left = int(torch.randint(0, width - crop_w + 1, ()))
-            if not masks or self.cat_max_ratio >= 1.0:
+            if label is None or self.cat_max_ratio >= 1.0:
                 break
-            crop = masks[0][..., top : top + crop_h, left : left + crop_w]
-            _, counts = torch.unique(crop[crop != self.ignore_index], return_counts=True)
+            crop = label[top : top + crop_h, left : left + crop_w]
+            counts = torch.bincount(crop[crop != self.ignore_index].reshape(-1))
+            counts = counts[counts > 0]
             if len(counts) > 1 and counts.max() / counts.sum() < self.cat_max_ratio:
                 break
         pad = [0, 0, self.size[1] - crop_w, self.size[0] - crop_h]  # left, top, right, bottom

@@ -15,7 +15,15 @@ import pytest
 
 from hrnet.cli import main
 from hrnet.data import catalog
-from hrnet.data.fetch import MANIFEST_NAME, Checksum, RemoteFile, RetryPolicy, fetch_files, safe_extract
+from hrnet.data.fetch import (
+    MANIFEST_NAME,
+    Checksum,
+    RemoteFile,
+    RetryPolicy,
+    download,
+    fetch_files,
+    safe_extract,
+)
 from hrnet.errors import HRNetError
 
 NO_WAIT = RetryPolicy(attempts=4, base_delay=0.0)
@@ -417,3 +425,43 @@ def test_dataset_name_cannot_leave_the_out_folder(name, tmp_path):
     with pytest.raises(HRNetError, match="dataset name"):
         fetch_files(name, (RemoteFile("file:///nonexistent.tar", "x.tar"),), out=tmp_path / "out")
     assert not (tmp_path / "escape").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Pretrained weights: the published checksum is the sha256 prefix in the file name
+# --------------------------------------------------------------------------------------------
+
+
+def test_sha256_prefix_checksum_verifies_and_records_the_full_digest(http_server, tmp_path):
+    blob = b"weights" * 1000
+    http_server.files["/w.pth"] = blob
+    full = _sha256(blob)
+    got = download(
+        f"{http_server.url}/w.pth", tmp_path / "w.pth", checksum=Checksum("sha256", full[:8], prefix=True)
+    )
+    assert got == Checksum("sha256", full) and (tmp_path / "w.pth").read_bytes() == blob
+    other = "0" * 8 if not full.startswith("0" * 8) else "f" * 8
+    with pytest.raises(HRNetError, match="checksum mismatch"):
+        download(
+            f"{http_server.url}/w.pth", tmp_path / "v.pth", checksum=Checksum("sha256", other, prefix=True)
+        )
+    assert not (tmp_path / "v.pth").exists() and not (tmp_path / "v.pth.part").exists()
+
+
+def test_checksum_prefix_needs_eight_hex_digits():
+    with pytest.raises(HRNetError, match="8 to 64 hex digits"):
+        Checksum("sha256", "00eb20", prefix=True)
+    with pytest.raises(HRNetError, match="64 hex digits"):
+        Checksum("sha256", "00eb2006")  # a prefix is only accepted when marked as one
+
+
+def test_catalogue_weights_are_held_to_the_prefix_in_their_file_name(http_server, tmp_path, capsys):
+    entry = catalog.get_dataset("hrnetv2_w18_imagenet")
+    (remote,) = entry.files
+    assert remote.filename == "hrnetv2_w18-00eb2006.pth" and not remote.extract
+    assert remote.checksum == Checksum("sha256", "00eb2006", prefix=True)
+    http_server.files["/hrnetv2_w18-00eb2006.pth"] = b"not the published weights"
+    code = main(["fetch", "hrnetv2_w18_imagenet", "--out", str(tmp_path), "--source", f"{http_server.url}/"])
+    assert code == 2
+    assert "checksum mismatch" in capsys.readouterr().err
+    assert _leftovers(tmp_path) == []

@@ -93,6 +93,34 @@ def test_a_keypoint_far_outside_the_crop_gets_weight_zero() -> None:
     assert weight.tolist() == [0.0, 1.0]
 
 
+@pytest.mark.parametrize("subpixel", [False, True])
+def test_heatmaps_match_one_gaussian_per_joint_written_out(subpixel: bool) -> None:
+    """The vectorised encoder against the definition, joint by joint: a Gaussian around the
+    (rounded unless subpixel) heatmap position, cut at 3 sigma; edge, outside and hidden joints."""
+    g = torch.Generator().manual_seed(1)
+    keypoints = torch.rand(40, 2, generator=g) * torch.tensor([260.0, 330.0]) - 30  # some outside
+    keypoints[0] = torch.tensor([-13.0, 20.0])  # partly outside: kept, Gaussian cut by the border
+    visible = (torch.rand(40, generator=g) > 0.2).float()
+    sigma, (w, h) = 2.0, (48, 64)
+    heatmaps, weight = generate_heatmaps(
+        keypoints, visible, image_size=(192, 256), heatmap_size=(w, h), sigma=sigma, subpixel=subpixel
+    )
+    radius = int(3 * sigma)
+    for k in range(40):
+        mx, my = float(keypoints[k, 0]) / 4, float(keypoints[k, 1]) / 4
+        if not subpixel:
+            mx, my = int(mx + 0.5), int(my + 0.5)
+        inside = not (mx - radius >= w or my - radius >= h or mx + radius + 1 < 0 or my + radius + 1 < 0)
+        assert weight[k] == float(visible[k] > 0 and inside)
+        expected = torch.zeros(h, w)
+        if weight[k]:
+            for y in range(h):
+                for x in range(w):
+                    if abs(x - mx) <= radius and abs(y - my) <= radius:
+                        expected[y, x] = math.exp(-((x - mx) ** 2 + (y - my) ** 2) / (2 * sigma**2))
+        torch.testing.assert_close(heatmaps[k], expected, atol=1e-6, rtol=1e-5)
+
+
 def test_decode_shifts_a_quarter_pixel_toward_the_higher_neighbour() -> None:
     hm = torch.zeros(1, 1, 8, 8)
     hm[0, 0, 4, 4], hm[0, 0, 4, 5], hm[0, 0, 3, 4] = 1.0, 0.5, 0.2

@@ -191,8 +191,10 @@ def test_seed_004_segmentation(rows):
     assert [len(t) for t in tables] == [9, 6, 6, 2]
     for dataset, table in zip(datasets, tables):
         for r in table:
+            width = _width(r["Backbone"])
+            model = f"fcn_hrnetv2_{width}" + ("_v2" if width.endswith("_small") else "")  # mmseg's hr18s
             row = _find(
-                rows, task="segmentation", model=f"fcn_hrnetv2_{_width(r['Backbone'])}", dataset=dataset,
+                rows, task="segmentation", model=model, dataset=dataset,
                 schedule=f"{int(r['Lr schd']) // 1000}k",
             )  # fmt: skip
             assert _has(row, "mIoU", float(r["mIoU"]), "seed 004")
@@ -233,3 +235,43 @@ def test_rows_and_benchmark_must_agree(tmp_path):
     path.write_text("rows: {a: {}}\nbenchmark: {b: {}}\n")
     with pytest.raises(HRNetError, match="mismatched: a, b"):
         load_rows(path, suite="x")
+
+
+def test_dense_paper_rows_start_from_the_published_imagenet_weights():
+    """Every detection, segmentation, pose and landmark row loads the ImageNet backbone of its
+    width, fetched by its dataset's fetch stage; classification rows train from scratch."""
+    from hrnet.data.catalog import WEIGHTS
+
+    params = yaml.safe_load((ROOT / "benchmarks/params.yaml").read_text())
+    files = {w.name: w.files[0].filename for w in WEIGHTS}
+    for row in load_rows(ROOT / "benchmarks/params.yaml", suite="x"):
+        if row.status != "ready":
+            continue
+        if row.task == "classification":
+            assert not row.train.get("pretrained"), row.id
+            continue
+        path = Path(row.train["pretrained"])
+        data, dataset, pretrained, name, filename = path.parts
+        assert (data, dataset, pretrained) == ("data", row.dataset, "pretrained"), row.id
+        assert name in params["datasets"][dataset]["weights"].split(), f"{row.id}: {name} not fetched"
+        assert files[name] == filename, row.id
+        width = re.search(r"_(w\d+(?:_small)?)(?:_v2)?$", row.model).group(1)
+        expected = f"hrnet_{width}_imagenet_pose" if row.task == "pose" else f"hrnetv2_{width}_imagenet"
+        assert name == expected, f"{row.id}: {row.model} starts from {name}"
+
+
+def test_embedded_rows_declare_what_their_weights_start_from():
+    """dvc.yaml makes `benchmark.<id>.init_from` a dependency of train@<id>: it must be the row's
+    `pretrained` file when it has one (so a retrained upstream model re-runs this row), else its
+    data; the Prefect row flow runs the upstream row first."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert "${item.init_from}" in (ROOT / "dvc.yaml").read_text()
+    rows = {r.id: r for r in load_rows(ROOT / "params.yaml", suite="embedded")}
+    for rid, meta in params["benchmark"].items():
+        pretrained = params["rows"][rid].get("pretrained")
+        assert meta["init_from"] == (pretrained or f"data/embedded/{meta['dataset']}"), rid
+        upstream = rows[rid].starts_from_row
+        assert upstream == (Path(pretrained).parts[1] if pretrained else None), rid
+        if upstream:
+            assert upstream in rows and rows[upstream].model.endswith(rows[rid].model.split("_hrnetv2p_")[-1])
+    assert rows["shapes_det"].starts_from_row == "shapes_seg"
