@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "generate": "generate",
     "fetch": "fetch",
     "validate": "validate",
+    "prepare-voc-aug": "prepare_voc_aug",
     "train": "train",
     "evaluate": "evaluate",
     "register": "register",

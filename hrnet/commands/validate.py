@@ -5,7 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-FORMATS = ("imagefolder", "coco_instances", "coco_keypoints", "mask_segmentation", "landmarks_300w")
+FORMATS = (
+    "imagefolder",
+    "coco_instances",
+    "coco_keypoints",
+    "mask_segmentation",
+    "cityscapes",
+    "ade20k",
+    "voc",
+    "pascal_context",
+    "landmarks_300w",
+)
 MAX_PRINTED = 50
 
 
@@ -30,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--images", type=Path, help="override the image folder")
     parser.add_argument("--masks", type=Path, help="mask_segmentation: override the label-map folder")
+    parser.add_argument(
+        "--aug", action="store_true", help="voc: label maps from SegmentationClassAug (the SBD-augmented set)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,6 +71,7 @@ def _validate_split(args: argparse.Namespace, split: str, out: Path) -> int:
         annotations=args.annotations,
         images=args.images,
         masks=args.masks,
+        aug=args.aug,
     )
     console = Console()
     rows = ", ".join(f"{count} {name}" for name, count in report.rows.items())

@@ -427,16 +427,14 @@ def _coco(root: Path, split: str, options: dict[str, Any], *, keypoints: bool) -
 # --------------------------------------------------------------------------------------------
 
 
-def _mask_segmentation(root: Path, split: str, options: dict[str, Any]) -> _Dataset:
+def _label_map_pairs(
+    root: Path, pairs: list[tuple[Path, Path]], valid: list[int], label_rule: str, what: str
+) -> _Dataset:
+    """The checks shared by every segmentation layout: each image decodes, has a label map of
+    its size, and every stored label value is in ``valid`` (the raw values of the layout)."""
     from hrnet.data.io import read_label_map
 
-    num_classes = options.get("num_classes")
-    if num_classes is None or num_classes < 1:
-        raise HRNetError("validate mask_segmentation: --num-classes is required (background included)")
-    ignore = options.get("ignore_index", 255)
     dataset = _Dataset(root)
-    image_dir = Path(options.get("images") or root / "images" / split)
-    mask_dir = Path(options.get("masks") or root / "masks" / split)
     images = _Table(
         "images",
         (
@@ -455,26 +453,17 @@ def _mask_segmentation(root: Path, split: str, options: dict[str, Any]) -> _Data
     labels = _Table("mask_labels", ("label", "pixels"))
     dataset.tables += [images, labels]
     images.checks = [
-        *_image_checks(f"images in {image_dir}"),
+        *_image_checks(what),
         _in_set("mask_exists", [True], "label map missing"),
         _in_set("mask_decodable", [True], "label map not decodable", "mask_error"),
         _equal("width", "mask_width", "label map width differs from the image"),
         _equal("height", "mask_height", "label map height differs from the image"),
     ]
-    valid = [*range(num_classes), ignore]
-    labels.checks = [
-        _in_set(
-            "label",
-            valid,
-            f"mask label out of range (classes 0..{num_classes - 1}, ignore {ignore})",
-            "label",
-        )
-    ]
+    labels.checks = [_in_set("label", valid, f"mask label out of range ({label_rule})", "label")]
 
     import numpy as np
 
-    for path in _image_files(image_dir) if image_dir.is_dir() else []:
-        mask_path = mask_dir / f"{path.relative_to(image_dir).with_suffix('')}.png"
+    for path, mask_path in pairs:
         row = {"file": _rel(path, root), "record": _rel(mask_path, root), **_probe_image(path)}
         mask = {
             "mask_exists": mask_path.is_file(),
@@ -504,6 +493,87 @@ def _mask_segmentation(root: Path, split: str, options: dict[str, Any]) -> _Data
             mask["mask_width"], mask["mask_height"] = row["width"], row["height"]
         images.rows.append({**row, **mask})
     return dataset
+
+
+def _mask_segmentation(root: Path, split: str, options: dict[str, Any]) -> _Dataset:
+    num_classes = options.get("num_classes")
+    if num_classes is None or num_classes < 1:
+        raise HRNetError("validate mask_segmentation: --num-classes is required (background included)")
+    ignore = options.get("ignore_index", 255)
+    image_dir = Path(options.get("images") or root / "images" / split)
+    mask_dir = Path(options.get("masks") or root / "masks" / split)
+    pairs = [
+        (path, mask_dir / f"{path.relative_to(image_dir).with_suffix('')}.png")
+        for path in (_image_files(image_dir) if image_dir.is_dir() else [])
+    ]
+    rule = f"classes 0..{num_classes - 1}, ignore {ignore}"
+    return _label_map_pairs(root, pairs, [*range(num_classes), ignore], rule, f"images in {image_dir}")
+
+
+def _listed_pairs(
+    root: Path, split_file: Path, image_dir: Path, mask_dir: Path, valid: list[int], rule: str
+) -> _Dataset:
+    """VOC-style layouts: the split file lists the ids; ``<id>.jpg`` pairs with ``<id>.png``."""
+    if not split_file.is_file():
+        dataset = _Dataset(root)
+        dataset.failures.append(Failure(str(split_file), None, "split file not found"))
+        return dataset
+    ids = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
+    pairs = [(image_dir / f"{i}.jpg", mask_dir / f"{i}.png") for i in ids]
+    return _label_map_pairs(root, pairs, valid, rule, f"images listed in {split_file}")
+
+
+def _cityscapes(root: Path, split: str, options: dict[str, Any]) -> _Dataset:
+    """``leftImg8bit/<split>/<city>/<name>_leftImg8bit.png`` with
+    ``gtFine/<split>/<city>/<name>_gtFine_labelIds.png`` holding labelIds 0..33 (and 255)."""
+    image_root, label_root = root / "leftImg8bit" / split, root / "gtFine" / split
+    if not image_root.is_dir():
+        dataset = _Dataset(root)
+        dataset.failures.append(Failure(str(image_root), None, "split folder not found"))
+        return dataset
+    pairs = []
+    for image in sorted(image_root.glob("*/*_leftImg8bit.png")):
+        stem = image.name.removesuffix("_leftImg8bit.png")
+        pairs.append((image, label_root / image.parent.name / f"{stem}_gtFine_labelIds.png"))
+    return _label_map_pairs(
+        root,
+        pairs,
+        [*range(34), 255],  # labelIds; the license plate (id -1) is stored as 255
+        "Cityscapes labelIds 0..33, 255",
+        f"images under {image_root}/<city>/",
+    )
+
+
+def _ade20k(root: Path, split: str, options: dict[str, Any]) -> _Dataset:
+    """``images/<split>/*.jpg`` with ``annotations/<split>/*.png``: 0 (other) and classes 1..150."""
+    split = {"train": "training", "val": "validation"}.get(split, split)
+    image_dir = root / "images" / split
+    if not image_dir.is_dir():
+        dataset = _Dataset(root)
+        dataset.failures.append(Failure(str(image_dir), None, "split folder not found"))
+        return dataset
+    pairs = [(p, root / "annotations" / split / f"{p.stem}.png") for p in sorted(image_dir.glob("*.jpg"))]
+    return _label_map_pairs(
+        root, pairs, list(range(151)), "ADE20K 0 (other) and 1..150", f"images in {image_dir}"
+    )
+
+
+def _voc(root: Path, split: str, options: dict[str, Any]) -> _Dataset:
+    """``VOCdevkit/VOC2012``: ids from ``ImageSets/Segmentation/<split>.txt``, label maps in
+    ``SegmentationClass`` (``SegmentationClassAug`` with ``--aug``): 0..20 and 255."""
+    masks = root / ("SegmentationClassAug" if options.get("aug") else "SegmentationClass")
+    split_file = root / "ImageSets" / "Segmentation" / f"{split}.txt"
+    return _listed_pairs(root, split_file, root / "JPEGImages", masks, [*range(21), 255], "VOC 0..20, 255")
+
+
+def _pascal_context(root: Path, split: str, options: dict[str, Any]) -> _Dataset:
+    """``VOCdevkit/VOC2010`` after MMSegmentation's converter: ids from
+    ``ImageSets/SegmentationContext/<split>.txt``, ``SegmentationClassContext/<id>.png`` 0..59."""
+    split_file = root / "ImageSets" / "SegmentationContext" / f"{split}.txt"
+    masks = root / "SegmentationClassContext"
+    return _listed_pairs(
+        root, split_file, root / "JPEGImages", masks, list(range(60)), "Pascal Context 0..59"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -580,6 +650,10 @@ FORMATS: dict[str, Callable[[Path, str, dict[str, Any]], _Dataset]] = {
     "coco_instances": lambda root, split, options: _coco(root, split, options, keypoints=False),
     "coco_keypoints": lambda root, split, options: _coco(root, split, options, keypoints=True),
     "mask_segmentation": _mask_segmentation,
+    "cityscapes": _cityscapes,
+    "ade20k": _ade20k,
+    "voc": _voc,
+    "pascal_context": _pascal_context,
     "landmarks_300w": _landmarks_300w,
 }
 
@@ -686,6 +760,7 @@ def validate_dataset(
     annotations: str | Path | None = None,
     images: str | Path | None = None,
     masks: str | Path | None = None,
+    aug: bool = False,
 ) -> ValidationReport:
     """Validates the dataset at ``root`` in format ``fmt`` and returns the report.
 
@@ -701,6 +776,7 @@ def validate_dataset(
         ignore_index: mask_segmentation: the label that marks ignored pixels.
         num_points: landmarks_300w: points per face (68).
         annotations, images, masks: override the default file/folder locations.
+        aug: voc: read SegmentationClassAug (the SBD-augmented label maps).
     """
     if fmt not in FORMATS:
         raise HRNetError(f"validate: unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
@@ -714,6 +790,7 @@ def validate_dataset(
         "annotations": annotations,
         "images": images,
         "masks": masks,
+        "aug": aug,
     }
     dataset = FORMATS[fmt](root, split, options)
 

@@ -12,7 +12,16 @@ import pytest
 from hrnet.cli import main
 from hrnet.data.embedded import EMBEDDED_DATASETS, generate_dataset
 from hrnet.data.validate import validate_dataset
-from tests.data.fixtures import make_coco_instances, make_coco_keypoints, make_imagefolder, save_image
+from tests.data.fixtures import (
+    make_ade20k,
+    make_cityscapes,
+    make_coco_instances,
+    make_coco_keypoints,
+    make_imagefolder,
+    make_pascal_context,
+    make_voc,
+    save_image,
+)
 
 # embedded dataset -> (format, validate keyword arguments)
 EMBEDDED_FORMATS = {
@@ -126,3 +135,50 @@ def test_importing_the_modules_loads_no_heavy_dependency():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The paper segmentation layouts (tiny fixtures in the real formats)
+# --------------------------------------------------------------------------------------------
+
+# format -> (fixture builder, split, validate kwargs, label map of the first image from the root)
+LAYOUTS = {
+    "cityscapes": (make_cityscapes, "val", {}, "gtFine/val/lindau/lindau_000000_000019_gtFine_labelIds.png"),
+    "ade20k": (make_ade20k, "validation", {}, "annotations/validation/ADE_val_00000001.png"),
+    "voc": (make_voc, "train_aug", {"aug": True}, "SegmentationClassAug/2007_000032.png"),
+    "pascal_context": (make_pascal_context, "val", {}, "SegmentationClassContext/2008_000002.png"),
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(LAYOUTS))
+def test_paper_segmentation_layouts_validate(fmt, tmp_path):
+    make, split, kwargs, _ = LAYOUTS[fmt]
+    root = make(tmp_path)
+    report = validate_dataset(fmt, root=root, split=split, **kwargs)
+    assert report.success and report.failures == [], report.failures
+    assert report.rows["images"] >= 1
+
+
+@pytest.mark.parametrize("fmt", sorted(LAYOUTS))
+def test_paper_segmentation_layouts_name_the_bad_label_map(fmt, tmp_path):
+    make, split, kwargs, label = LAYOUTS[fmt]
+    root = make(tmp_path)
+    save_image(root / label, np.full((4, 8), 200, np.uint8))  # a value no layout defines
+    report = validate_dataset(fmt, root=root, split=split, **kwargs)
+    assert not report.success
+    assert any(
+        f.file == label and f.record == "label 200" and "out of range" in f.reason for f in report.failures
+    )
+    (root / label).unlink()
+    report = validate_dataset(fmt, root=root, split=split, **kwargs)
+    assert any(f.record == label and f.reason == "label map missing" for f in report.failures), (
+        report.failures
+    )
+
+
+def test_voc_without_its_split_file_fails_naming_it(tmp_path):
+    root = make_voc(tmp_path)
+    report = validate_dataset("voc", root=root, split="test")
+    assert not report.success
+    assert report.failures[0].file.endswith("ImageSets/Segmentation/test.txt")
+    assert report.failures[0].reason == "split file not found"
