@@ -27,6 +27,7 @@ from torch import Tensor, nn
 __all__ = [
     "CONFIGS",
     "MODELS",
+    "FUSE_MODES",
     "BasicBlock",
     "Bottleneck",
     "HRNetConfig",
@@ -41,6 +42,7 @@ __all__ = [
 NormLayer = Callable[[int], nn.Module]
 OutputMode = Literal["classification", "branches", "v1", "v2"]
 OUTPUT_MODES: tuple[str, ...] = ("classification", "branches", "v1", "v2")
+FUSE_MODES: tuple[str, ...] = ("nearest", "bilinear")  # upsampling inside the fuse layers
 
 # Classification head (IC/timm): Bottleneck planes of the per-branch "incre" blocks (x4 -> 128, 256,
 # 512, 1024 channels) and the width of the final 1x1 conv that feeds the pooled classifier.
@@ -159,20 +161,34 @@ class HighResolutionModule(nn.Module):
     """Parallel branches of BasicBlocks followed by the all-to-all fusion.
 
     ``out_i = ReLU(sum_j f_ij(x_j))`` where ``f_ii`` is the identity, ``f_ij`` for ``j > i`` is a
-    1x1 conv + norm followed by nearest upsampling to the exact size of ``x_i`` (so any input size
-    works), and ``f_ij`` for ``j < i`` is ``i - j`` stride-2 3x3 conv + norm (ReLU between them).
+    1x1 conv + norm followed by upsampling to the exact size of ``x_i`` (so any input size works;
+    nearest as IC/PE/MMSEG, or bilinear as SS and FL), and ``f_ij`` for ``j < i`` is ``i - j``
+    stride-2 3x3 conv + norm (ReLU between them).
 
     Args:
         widths: channels of each branch, highest resolution first.
         num_blocks: BasicBlocks per branch.
         multi_scale_output: ``False`` keeps only the highest-resolution output (``fuse_layers.0``).
         norm_layer: normalisation constructor ``norm_layer(num_channels)``.
+        fuse_mode: ``"nearest"`` or ``"bilinear"`` upsampling of the lower-resolution paths.
+        align_corners: the bilinear flag (``fuse_mode="bilinear"`` only).
     """
 
     def __init__(
-        self, widths: tuple[int, ...], num_blocks: int, *, multi_scale_output: bool, norm_layer: NormLayer
+        self,
+        widths: tuple[int, ...],
+        num_blocks: int,
+        *,
+        multi_scale_output: bool,
+        norm_layer: NormLayer,
+        fuse_mode: str = "nearest",
+        align_corners: bool = False,
     ) -> None:
         super().__init__()
+        if fuse_mode not in FUSE_MODES:
+            raise ValueError(f"fuse_mode must be one of {FUSE_MODES}, got {fuse_mode!r}")
+        self.fuse_mode = fuse_mode
+        self.align_corners = align_corners if fuse_mode == "bilinear" else None
         self.branches = nn.ModuleList(_make_layer(BasicBlock, w, w, num_blocks, norm_layer) for w in widths)
         num_outputs = len(widths) if multi_scale_output else 1
         self.fuse_layers = nn.ModuleList(
@@ -206,7 +222,9 @@ class HighResolutionModule(nn.Module):
                 if j == i:
                     t = xs[j]
                 elif j > i:
-                    t = F.interpolate(paths[j](xs[j]), size=size, mode="nearest")
+                    t = F.interpolate(
+                        paths[j](xs[j]), size=size, mode=self.fuse_mode, align_corners=self.align_corners
+                    )
                 else:
                     t = paths[j](xs[j])
                 # the first sum allocates a fresh tensor, later terms accumulate into it in place
@@ -238,7 +256,10 @@ class HighResolutionNet(nn.Module):
               ``[B, sum(C_k), H/4, W/4]`` (HRNetV2).
         drop_rate: dropout before the classifier.
         align_corners: bilinear upsampling flag of the ``"v2"`` concat (False as MMSEG/MMPOSE,
-            True as HRNet-Semantic-Segmentation).
+            True as HRNet-Semantic-Segmentation), and of the fuse layers when they are bilinear.
+        fuse_mode: upsampling inside the fuse layers: ``"nearest"`` (IC, PE, timm, MMPretrain,
+            MMSEG, MMDET, MMPOSE) or ``"bilinear"`` (HRNet-Semantic-Segmentation and
+            HRNet-Facial-Landmark-Detection, whose weights were trained so).
         bn_momentum: BatchNorm momentum (0.1 as IC; SS master and FL used 0.01).
         norm_layer: replaces BatchNorm, e.g. ``torchvision.ops.FrozenBatchNorm2d``; called as
             ``norm_layer(num_channels)``. Cannot be combined with a non-default ``bn_momentum``.
@@ -255,6 +276,7 @@ class HighResolutionNet(nn.Module):
         align_corners: bool = False,
         bn_momentum: float = 0.1,
         norm_layer: NormLayer | None = None,
+        fuse_mode: str = "nearest",
     ) -> None:
         super().__init__()
         if output not in OUTPUT_MODES:
@@ -290,6 +312,8 @@ class HighResolutionNet(nn.Module):
                     stage.num_blocks,
                     multi_scale_output=not (last and m == stage.num_modules - 1),
                     norm_layer=norm,
+                    fuse_mode=fuse_mode,
+                    align_corners=align_corners,
                 )
                 for m in range(stage.num_modules)
             ]
@@ -499,6 +523,7 @@ class HRNetKwargs(TypedDict, total=False):
     align_corners: bool
     bn_momentum: float
     norm_layer: NormLayer | None
+    fuse_mode: str  # "nearest" (default) or "bilinear"
 
 
 def _build(name: str, kwargs: HRNetKwargs) -> HighResolutionNet:

@@ -9,9 +9,9 @@ Facts checked against FL (lib/models/hrnet.py, experiments/*/face_alignment_*_hr
 the backbone configuration and the head are the same as here, so W18 with 68 points counts
 9,654,398 parameters, as FL's own network does; FL's printed "9.3M" matches the count of the V1
 (pose-style) W18, 9,319,184 (see tests/models/test_tasks_landmarks.py). One difference remains in
-the shared backbone: FL's fuse layers upsample bilinearly (align_corners False) where IC/PE, and
-this backbone, use nearest; FL checkpoints have the same keys and shapes but give slightly
-different outputs here.
+the shared backbone: FL's fuse layers upsample bilinearly (align_corners False) where IC/PE use
+nearest, so these builders default to ``fuse_mode="bilinear"`` and FL checkpoints compute what
+FL computes (``fuse_mode="nearest"`` starts from the IC ImageNet weights' own convention).
 """
 
 from __future__ import annotations
@@ -121,7 +121,8 @@ class LandmarkKwargs(TypedDict, total=False):
 
     num_points: int  # 68 (300W), 98 (WFLW), 29 (COFW), 19 (AFLW)
     bn_momentum: float  # BatchNorm momentum (FL trained with 0.01)
-    align_corners: bool  # bilinear flag of the V2 concat (FL: False)
+    align_corners: bool  # bilinear flag of the V2 concat and fuse layers (FL: False)
+    fuse_mode: str  # upsampling in the fuse layers: "bilinear" (FL, the default) or "nearest"
 
 
 def _build(backbone_name: str, kwargs: LandmarkKwargs) -> LandmarkHRNet:
@@ -137,6 +138,7 @@ def _build(backbone_name: str, kwargs: LandmarkKwargs) -> LandmarkHRNet:
         output="v2",
         bn_momentum=bn_momentum,
         align_corners=kwargs.get("align_corners", False),
+        fuse_mode=kwargs.get("fuse_mode", "bilinear"),
     )
     return LandmarkHRNet(backbone, kwargs.get("num_points", 68), bn_momentum=bn_momentum)
 

@@ -182,6 +182,7 @@ class SegmentationKwargs(TypedDict, total=False):
     ohem_thresh: float  # default 0.0 (OHEM off); SS's Cityscapes recipe 0.9
     ohem_min_kept: int  # default 100000 pixels per batch
     bn_momentum: float  # backbone BatchNorm momentum, default 0.1
+    fuse_mode: str  # backbone fuse upsampling: "nearest" (MMSEG, default) or "bilinear" (SS weights)
 
 
 def _build(backbone_name: str, kwargs: SegmentationKwargs) -> SegmentationHRNet:
@@ -192,7 +193,11 @@ def _build(backbone_name: str, kwargs: SegmentationKwargs) -> SegmentationHRNet:
                 f"{key!r}; accepted: {', '.join(SegmentationKwargs.__annotations__)}"
             )
     backbone = HighResolutionNet(
-        CONFIGS[backbone_name], output="branches", bn_momentum=kwargs.get("bn_momentum", 0.1)
+        CONFIGS[backbone_name],
+        output="branches",
+        bn_momentum=kwargs.get("bn_momentum", 0.1),
+        fuse_mode=kwargs.get("fuse_mode", "nearest"),
+        align_corners=kwargs.get("align_corners", False),
     )
     return SegmentationHRNet(
         backbone,

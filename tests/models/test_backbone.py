@@ -169,3 +169,43 @@ def test_builder_arguments_are_checked() -> None:
 
     with pytest.raises(TypeError):
         hrnet_w18(10)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("fuse_mode", ["nearest", "bilinear"])
+def test_fuse_upsampling_mode_is_what_the_module_computes(fuse_mode: str) -> None:
+    """out_0 = ReLU(x_0 + up(f_01(x_1)) + up(f_02(x_2))) with the chosen upsampling, written out;
+    on odd sizes (13x11 from 7x6 and 4x3) where nearest and bilinear differ everywhere."""
+    from torch.nn import functional as F
+
+    from hrnet.models.hrnet import HighResolutionModule
+
+    torch.manual_seed(0)
+    module = HighResolutionModule(
+        (4, 8, 16), 1, multi_scale_output=True, norm_layer=torch.nn.BatchNorm2d, fuse_mode=fuse_mode
+    ).eval()
+    xs = [torch.randn(2, 4, 13, 11), torch.randn(2, 8, 7, 6), torch.randn(2, 16, 4, 3)]
+    with torch.no_grad():
+        out = module([x.clone() for x in xs])[0]
+        branched = [branch(x) for branch, x in zip(module.branches, xs)]
+        kwargs = {"align_corners": False} if fuse_mode == "bilinear" else {}
+        ups = [
+            F.interpolate(module.fuse_layers[0][j](branched[j]), size=(13, 11), mode=fuse_mode, **kwargs)
+            for j in (1, 2)
+        ]
+        expected = F.relu(branched[0] + ups[0] + ups[1])
+    torch.testing.assert_close(out, expected)
+
+
+def test_landmark_models_fuse_bilinearly_like_the_facial_landmark_repo() -> None:
+    from hrnet.models import create_model
+
+    landmark = create_model("landmark_hrnetv2_w18_small")
+    modules = [m for m in landmark.modules() if type(m).__name__ == "HighResolutionModule"]
+    assert modules and {m.fuse_mode for m in modules} == {"bilinear"}
+    seg = create_model("fcn_hrnetv2_w18_small", fuse_mode="bilinear", align_corners=True)
+    assert {m.align_corners for m in seg.modules() if type(m).__name__ == "HighResolutionModule"} == {True}
+    assert {m.fuse_mode for m in create_model("hrnet_w18_small").modules() if hasattr(m, "fuse_mode")} == {
+        "nearest"
+    }
+    with pytest.raises(ValueError, match="fuse_mode must be one of"):
+        create_model("hrnet_w18_small", fuse_mode="bicubic")
