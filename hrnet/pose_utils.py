@@ -25,6 +25,7 @@ from torch import Tensor
 
 __all__ = [
     "COCO_FLIP_PAIRS",
+    "COCO_KEYPOINT_SIGMAS",
     "PIXEL_STD",
     "affine_transform_points",
     "box_to_center_scale",
@@ -33,6 +34,8 @@ __all__ = [
     "generate_heatmaps",
     "get_affine_transform",
     "heatmap_to_image_coords",
+    "keypoint_oks",
+    "oks_nms",
     "warp_affine",
 ]
 
@@ -324,3 +327,76 @@ def flip_back(
         moved = torch.cat([out[..., :1], out[..., :-1]], dim=-1)
         out = 0.25 * out + 0.75 * moved if subpixel else moved
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# OKS non-maximum suppression (detected person boxes)
+# --------------------------------------------------------------------------------------------
+
+# Per-keypoint OKS constants of COCO (nose, eyes, ears, shoulders, elbows, wrists, hips, knees,
+# ankles), as pycocotools' COCOeval uses them.
+COCO_KEYPOINT_SIGMAS: tuple[float, ...] = (
+    0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072,
+    0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
+)  # fmt: skip
+
+
+def oks_nms(
+    keypoints: np.ndarray,
+    scores: np.ndarray,
+    areas: np.ndarray,
+    *,
+    threshold: float = 0.9,
+    sigmas: Sequence[float] = COCO_KEYPOINT_SIGMAS,
+    visibility_threshold: float = 0.2,
+) -> list[int]:
+    """Greedy NMS of one image's pose instances by object keypoint similarity (PE's test step
+    with detected boxes: several boxes on one person give near-identical poses).
+
+    Args:
+        keypoints: ``[N, K, 3]`` (x, y, confidence) in image pixels.
+        scores: ``[N]`` instance scores (highest kept first).
+        areas: ``[N]`` the area that normalises the distances (the instance's box area).
+        threshold: an instance whose OKS with a kept one exceeds it is dropped.
+        sigmas: per-keypoint OKS constants.
+        visibility_threshold: only keypoints confident above it in both instances count.
+
+    Returns:
+        Indices of the kept instances, by decreasing score.
+    """
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    scores, areas = np.asarray(scores, dtype=np.float64), np.asarray(areas, dtype=np.float64)
+    if keypoints.ndim != 3 or keypoints.shape[-1] != 3 or keypoints.shape[1] != len(sigmas):
+        raise ValueError(f"keypoints must be [N, {len(sigmas)}, 3], got {list(keypoints.shape)}")
+    variances = (2 * np.asarray(sigmas, dtype=np.float64)) ** 2
+    order = list(np.argsort(-scores, kind="stable"))
+    keep: list[int] = []
+    while order:
+        i, rest = order[0], np.asarray(order[1:], dtype=np.int64)
+        keep.append(int(i))
+        if rest.size == 0:
+            break
+        oks = keypoint_oks(
+            keypoints[i], keypoints[rest], areas[i], areas[rest], variances, visibility_threshold
+        )
+        order = [int(j) for j, o in zip(rest, oks) if o <= threshold]
+    return keep
+
+
+def keypoint_oks(
+    reference: np.ndarray,
+    others: np.ndarray,
+    reference_area: float,
+    other_areas: np.ndarray,
+    variances: np.ndarray,
+    visibility_threshold: float,
+) -> np.ndarray:
+    """OKS of ``others [R, K, 3]`` with ``reference [K, 3]``: the mean, over the keypoints
+    confident above ``visibility_threshold`` in both, of ``exp(-d^2 / (2 s (2 sigma)^2))`` with
+    ``s`` the mean of the two areas; 0 where no keypoint counts. ``variances`` = ``(2 sigma)^2``."""
+    d2 = ((others[:, :, :2] - reference[None, :, :2]) ** 2).sum(-1)  # [R, K]
+    scale = (other_areas + reference_area)[:, None] / 2 + np.spacing(1)
+    e = d2 / variances[None, :] / scale / 2
+    counted = (others[:, :, 2] > visibility_threshold) & (reference[None, :, 2] > visibility_threshold)
+    n = counted.sum(-1)
+    return np.where(n > 0, (np.exp(-e) * counted).sum(-1) / np.maximum(n, 1), 0.0)

@@ -21,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0], help="segmentation test scales")
     parser.add_argument("--flip", action="store_true", help="flip test (segmentation, pose, landmarks)")
     parser.add_argument(
-        "--person-boxes", default="gt", help="pose: 'gt' or a COCO detection results JSON of person boxes"
+        "--person-boxes",
+        default="gt",
+        help="pose: 'gt' or a COCO detection results JSON of person boxes (then OKS-NMS at 0.9 per image)",
     )
     parser.add_argument("--num-plots", type=int, default=8, help="prediction pictures to draw")
     parser.add_argument("--amp", default="none", help="autocast: none, bf16 or fp16")

@@ -417,13 +417,15 @@ def evaluate_pose(
     """COCO keypoint AP (OKS) by pycocotools, with the flip test when ``ecfg.flip``, on
     ground-truth person boxes (``ecfg.person_boxes == "gt"``) or a detection results file.
 
-    Instance score = box score x mean of the joint maxima above 0.2 (PE's rescoring). No
-    OKS-NMS is applied (with ground-truth boxes there are no duplicates)."""
+    Instance score = box score x mean of the joint maxima above 0.2 (PE's rescoring). With
+    detected boxes, each image's instances then go through OKS-NMS at 0.9 (areas of the padded
+    boxes, as PE); with ground-truth boxes there are no duplicates and none is applied."""
     import numpy as np
 
     from hrnet.data.io import write_json_atomic
     from hrnet.engine import plots
     from hrnet.engine.metrics import coco_evaluate
+    from hrnet.pose_utils import PIXEL_STD
 
     detections = None if ecfg.person_boxes == "gt" else ecfg.person_boxes
     dataset = task.dataset(cfg, ecfg.split, train=False, detections=detections)  # type: ignore[call-arg]
@@ -431,6 +433,7 @@ def evaluate_pose(
         dataset, batch_size=ecfg.batch_size, num_workers=ecfg.workers, collate_fn=task.collate
     )
     results: list[dict[str, Any]] = []
+    areas: list[float] = []  # the padded box area of each result (OKS-NMS normaliser)
     samples: list[tuple[torch.Tensor, Any, Any]] = []
     with torch.inference_mode():
         for images, targets in _batches(loader, "evaluate"):
@@ -452,13 +455,17 @@ def evaluate_pose(
                         "score": score * float(targets["bbox_score"][i]),
                     }
                 )
+                areas.append(float(targets["scale"][i].prod()) * PIXEL_STD**2)
                 if len(samples) < ecfg.num_plots:
                     inv = _points_to_input(pts, targets, i, images.shape[-1], images.shape[-2])
                     joints = targets["joints"][i].double().numpy()  # input pixels, weight
                     true = np.where(joints[:, 2:] > 0, joints[:, :2], np.nan)  # unlabelled: not drawn
                     samples.append((images[i], inv, true if detections is None else None))
-    write_json_atomic(out_dir / "predictions.json", results)
     image_ids = sorted({r["image_id"] for r in results})
+    before_nms = len(results)
+    if detections is not None:
+        results = _oks_nms_per_image(results, areas)
+    write_json_atomic(out_dir / "predictions.json", results)
     stats = coco_evaluate(task.annotation_file(cfg, ecfg.split), results, "keypoints", image_ids=image_ids)  # type: ignore[attr-defined]
     if samples:
         skeleton = [(a - 1, b - 1) for a, b in info.get("skeleton", [])]
@@ -470,7 +477,28 @@ def evaluate_pose(
         "person_boxes": ecfg.person_boxes,
         "flip_test": ecfg.flip,
         "num_instances": len(results),
+        "oks_nms_removed": before_nms - len(results),
     }
+
+
+def _oks_nms_per_image(results: list[dict[str, Any]], areas: list[float]) -> list[dict[str, Any]]:
+    """Keep, per image, the instances OKS-NMS keeps (in the original order)."""
+    import numpy as np
+
+    from hrnet.pose_utils import oks_nms
+
+    by_image: dict[int, list[int]] = {}
+    for index, result in enumerate(results):
+        by_image.setdefault(result["image_id"], []).append(index)
+    kept: set[int] = set()
+    for indices in by_image.values():
+        points = np.asarray([results[i]["keypoints"] for i in indices], dtype=np.float64).reshape(
+            len(indices), -1, 3
+        )
+        scores = np.asarray([results[i]["score"] for i in indices])
+        keep = oks_nms(points, scores, np.asarray([areas[i] for i in indices]))
+        kept.update(indices[k] for k in keep)
+    return [r for i, r in enumerate(results) if i in kept]
 
 
 def _points_to_input(points: Any, targets: dict[str, Any], i: int, width: int, height: int) -> Any:

@@ -26,8 +26,8 @@ from torch import Tensor, nn
 
 __all__ = [
     "CONFIGS",
-    "MODELS",
     "FUSE_MODES",
+    "MODELS",
     "BasicBlock",
     "Bottleneck",
     "HRNetConfig",
