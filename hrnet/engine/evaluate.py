@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -649,3 +649,13 @@ def predict_images(
             record["picture"] = str(picture)
             records.append(record)
     return records
+
+
+# task name -> its evaluator (Task.evaluate looks the task's up here)
+EVALUATORS: dict[str, Callable[..., dict[str, Any]]] = {
+    "classification": evaluate_classification,
+    "segmentation": evaluate_segmentation,
+    "detection": evaluate_detection,
+    "pose": evaluate_pose,
+    "landmarks": evaluate_landmarks,
+}

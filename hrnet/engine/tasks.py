@@ -125,7 +125,9 @@ class Task:
     ) -> dict[str, Any]:
         """Run ``model`` (eval mode) over ``ecfg.split`` and return the metrics; pictures go to
         ``out_dir/plots`` and predictions (COCO results where they apply) to ``out_dir``."""
-        raise NotImplementedError
+        from hrnet.engine.evaluate import EVALUATORS
+
+        return EVALUATORS[self.name](self, model, cfg, ecfg, info, device, out_dir)
 
 
 def _to_device(obj: Any, device: torch.device, channels_last: bool) -> Any:
@@ -220,19 +222,6 @@ class ClassificationTask(Task):
     def load_state_dict(self, model: nn.Module, state: dict[str, Tensor]) -> None:
         model.net.load_state_dict(state)  # type: ignore[union-attr]
 
-    def evaluate(
-        self,
-        model: nn.Module,
-        cfg: TrainConfig,
-        ecfg: EvalConfig,
-        info: dict[str, Any],
-        device: torch.device,
-        out_dir: Path,
-    ) -> dict[str, Any]:
-        from hrnet.engine.evaluate import evaluate_classification
-
-        return evaluate_classification(self, model, cfg, ecfg, info, device, out_dir)
-
 
 # --------------------------------------------------------------------------------------------
 # segmentation
@@ -306,19 +295,6 @@ class SegmentationTask(Task):
         from hrnet.data.transforms import collate_segmentation
 
         return collate_segmentation(batch)
-
-    def evaluate(
-        self,
-        model: nn.Module,
-        cfg: TrainConfig,
-        ecfg: EvalConfig,
-        info: dict[str, Any],
-        device: torch.device,
-        out_dir: Path,
-    ) -> dict[str, Any]:
-        from hrnet.engine.evaluate import evaluate_segmentation
-
-        return evaluate_segmentation(self, model, cfg, ecfg, info, device, out_dir)
 
 
 # --------------------------------------------------------------------------------------------
@@ -408,19 +384,6 @@ class DetectionTask(Task):
         ]
         return [image.to(device, non_blocking=True) for image in images], targets
 
-    def evaluate(
-        self,
-        model: nn.Module,
-        cfg: TrainConfig,
-        ecfg: EvalConfig,
-        info: dict[str, Any],
-        device: torch.device,
-        out_dir: Path,
-    ) -> dict[str, Any]:
-        from hrnet.engine.evaluate import evaluate_detection
-
-        return evaluate_detection(self, model, cfg, ecfg, info, device, out_dir)
-
 
 # --------------------------------------------------------------------------------------------
 # pose and landmarks (top-down heatmaps)
@@ -497,19 +460,6 @@ class PoseTask(Task):
         keep = {"heatmaps": targets["heatmaps"], "target_weight": targets["target_weight"]}
         return _to_device(images, device, channels_last), _to_device(keep, device, False)
 
-    def evaluate(
-        self,
-        model: nn.Module,
-        cfg: TrainConfig,
-        ecfg: EvalConfig,
-        info: dict[str, Any],
-        device: torch.device,
-        out_dir: Path,
-    ) -> dict[str, Any]:
-        from hrnet.engine.evaluate import evaluate_pose
-
-        return evaluate_pose(self, model, cfg, ecfg, info, device, out_dir)
-
 
 class LandmarkTask(PoseTask):
     """Face crops -> landmark heatmaps; scored by NME (inter-ocular). ``input_size`` square."""
@@ -553,19 +503,6 @@ class LandmarkTask(PoseTask):
         model = _create(cfg.model, num_points=info["num_points"])
         _load_pretrained(model.backbone, cfg.pretrained)  # type: ignore[arg-type]
         return model
-
-    def evaluate(
-        self,
-        model: nn.Module,
-        cfg: TrainConfig,
-        ecfg: EvalConfig,
-        info: dict[str, Any],
-        device: torch.device,
-        out_dir: Path,
-    ) -> dict[str, Any]:
-        from hrnet.engine.evaluate import evaluate_landmarks
-
-        return evaluate_landmarks(self, model, cfg, ecfg, info, device, out_dir)
 
 
 # --------------------------------------------------------------------------------------------
