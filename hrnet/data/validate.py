@@ -601,43 +601,108 @@ def _read_pts(path: Path) -> list[tuple[float, float]]:
     return points
 
 
-def _landmarks_300w(root: Path, split: str, options: dict[str, Any]) -> _Dataset:
-    from hrnet.data.io import IMAGE_EXTENSIONS
-
-    num_points = options.get("num_points") or 68
-    dataset = _Dataset(root)
-    folder = _first_dir(root / split, root / "images" / split, root)
+def _faces_table(dataset: _Dataset, num_points: int, what: str) -> _Table:
     table = _Table("faces", ("exists", "decodable", "error", "width", "height", "n_points", "point_overflow"))
     dataset.tables.append(table)
     table.checks = [
-        *_image_checks(f"images with .pts under {folder}"),
+        *_image_checks(what),
         _in_set("n_points", [num_points], f"landmark count is not {num_points}", "n_points"),
         _at_most("point_overflow", BOX_TOLERANCE, "landmark outside the image (pixels beyond the border)"),
     ]
+    return table
+
+
+def _face_row(root: Path, image: Path, record: str, points: list[tuple[float, float]]) -> dict[str, Any]:
+    """One face: the image probe, the landmark count and how far the farthest point lies outside."""
+    probe = _probe_image(image)
+    overflow = 0.0
+    if probe["decodable"]:
+        w, h = probe["width"], probe["height"]
+        overflow = round(max([max(-x, -y, x - w, y - h, 0.0) for x, y in points], default=0.0), 3)
+    return {
+        "file": _rel(image, root),
+        "record": record,
+        **probe,
+        "n_points": len(points),
+        "point_overflow": overflow,
+    }
+
+
+def _landmarks_300w(root: Path, split: str, options: dict[str, Any]) -> _Dataset:
+    from hrnet.data.io import IMAGE_EXTENSIONS
+
+    dataset = _Dataset(root)
+    folder = _first_dir(root / split, root / "images" / split, root)
+    table = _faces_table(dataset, options.get("num_points") or 68, f"images with .pts under {folder}")
     for pts in sorted(folder.rglob("*.pts")) if folder.is_dir() else []:
         image = next(
             (pts.with_suffix(ext) for ext in IMAGE_EXTENSIONS if pts.with_suffix(ext).is_file()), None
         )
-        image = image or pts.with_suffix(".jpg")
         try:
             points = _read_pts(pts)
         except HRNetError as exc:
             dataset.failures.append(Failure(_rel(pts, root), None, str(exc)))
             continue
-        probe = _probe_image(image)
-        overflow = 0.0
-        if probe["decodable"]:
-            w, h = probe["width"], probe["height"]
-            overflow = round(max([max(-x, -y, x - w, y - h, 0.0) for x, y in points], default=0.0), 3)
-        table.rows.append(
-            {
-                "file": _rel(image, root),
-                "record": pts.name,
-                **probe,
-                "n_points": len(points),
-                "point_overflow": overflow,
-            }
-        )
+        table.rows.append(_face_row(root, image or pts.with_suffix(".jpg"), pts.name, points))
+    return dataset
+
+
+def _landmarks_wflw(root: Path, split: str, options: dict[str, Any]) -> _Dataset:
+    """WFLW's lists: 98 x/y, a box, six attribute flags and the image path per line."""
+    dataset = _Dataset(root)
+    ann = root / "WFLW_annotations" / "list_98pt_rect_attr_train_test" / f"list_98pt_rect_attr_{split}.txt"
+    table = _faces_table(dataset, options.get("num_points") or 98, f"faces listed in {ann}")
+    if not ann.is_file():
+        dataset.failures.append(Failure(_rel(ann, root), None, "WFLW annotation list not found"))
+        return dataset
+    for lineno, line in enumerate(ann.read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"line {lineno}"
+        if len(fields) < 8 or (len(fields) - 11) % 2:  # 2K coordinates + 4 box + 6 flags + path
+            dataset.failures.append(
+                Failure(_rel(ann, root), where, f"{len(fields)} fields, expected 2K + 11")
+            )
+            continue
+        try:
+            values = [float(v) for v in fields[:-1]]
+        except ValueError:
+            dataset.failures.append(Failure(_rel(ann, root), where, "non-numeric coordinate or flag"))
+            continue
+        coords = values[:-10]
+        points = list(zip(coords[0::2], coords[1::2]))
+        table.rows.append(_face_row(root, root / "WFLW_images" / fields[-1], where, points))
+    return dataset
+
+
+def _landmarks_cofw(root: Path, split: str, options: dict[str, Any]) -> _Dataset:
+    """COFW in HRNet-Facial-Landmark-Detection's CSV layout: ``cofw_<split>.csv`` with a header,
+    then image name, scale, centre x, centre y and the x/y pairs."""
+    import csv
+
+    dataset = _Dataset(root)
+    path = root / f"cofw_{split}.csv"
+    table = _faces_table(dataset, options.get("num_points") or 29, f"faces listed in {path}")
+    if not path.is_file():
+        dataset.failures.append(Failure(_rel(path, root), None, "landmark CSV not found"))
+        return dataset
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        where = f"line {lineno}"
+        try:
+            coords = [float(v) for v in row[4:]]
+            float(row[1]), float(row[2]), float(row[3])
+        except (ValueError, IndexError):
+            dataset.failures.append(Failure(_rel(path, root), where, "non-numeric or missing value"))
+            continue
+        if len(coords) % 2:
+            dataset.failures.append(Failure(_rel(path, root), where, "odd number of coordinates"))
+            continue
+        table.rows.append(_face_row(root, root / row[0], where, list(zip(coords[0::2], coords[1::2]))))
     return dataset
 
 
@@ -655,6 +720,8 @@ FORMATS: dict[str, Callable[[Path, str, dict[str, Any]], _Dataset]] = {
     "voc": _voc,
     "pascal_context": _pascal_context,
     "landmarks_300w": _landmarks_300w,
+    "landmarks_wflw": _landmarks_wflw,
+    "landmarks_cofw": _landmarks_cofw,
 }
 
 

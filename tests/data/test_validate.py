@@ -19,7 +19,9 @@ from tests.data.fixtures import (
     make_coco_keypoints,
     make_imagefolder,
     make_pascal_context,
+    make_cofw,
     make_voc,
+    make_wflw,
     save_image,
 )
 
@@ -182,3 +184,43 @@ def test_voc_without_its_split_file_fails_naming_it(tmp_path):
     assert not report.success
     assert report.failures[0].file.endswith("ImageSets/Segmentation/test.txt")
     assert report.failures[0].reason == "split file not found"
+
+
+# --------------------------------------------------------------------------------------------
+# WFLW and COFW (the paper landmark layouts)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fmt", "make"), [("landmarks_wflw", make_wflw), ("landmarks_cofw", make_cofw)])
+def test_paper_landmark_layouts_validate(fmt, make, tmp_path):
+    report = validate_dataset(fmt, root=make(tmp_path), split="test")
+    assert report.success and report.failures == [], report.failures
+    assert report.rows["faces"] == (2 if fmt == "landmarks_wflw" else 1)
+
+
+def test_wflw_names_the_bad_line_and_the_point_outside_the_image(tmp_path):
+    root = make_wflw(tmp_path)
+    ann = root / "WFLW_annotations" / "list_98pt_rect_attr_train_test" / "list_98pt_rect_attr_test.txt"
+    first, second = ann.read_text().splitlines()
+    fields = second.split()
+    fields[0] = "500.0"  # x of the first landmark, far right of the 64-px image
+    ann.write_text(first.replace(first.split()[3], "abc", 1) + "\n" + " ".join(fields) + "\n")
+    report = validate_dataset("landmarks_wflw", root=root, split="test")
+    assert not report.success
+    reasons = {(f.record, f.reason.split(":")[0]) for f in report.failures}
+    assert ("line 1", "non-numeric coordinate or flag") in reasons
+    assert any(f.record == "line 2" and "outside the image" in f.reason for f in report.failures)
+
+
+def test_cofw_names_a_face_with_the_wrong_landmark_count(tmp_path):
+    root = make_cofw(tmp_path)
+    csv_path = root / "cofw_test.csv"
+    header, row = csv_path.read_text().splitlines()
+    csv_path.write_text(header + "\n" + ",".join(row.split(",")[:-2]) + "\n")  # 28 points
+    report = validate_dataset("landmarks_cofw", root=root, split="test")
+    assert not report.success
+    assert any(f.record == "line 2" and "landmark count is not 29" in f.reason for f in report.failures)
+    assert (
+        validate_dataset("landmarks_cofw", root=root, split="train").failures[0].reason
+        == "landmark CSV not found"
+    )
