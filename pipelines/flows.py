@@ -205,7 +205,8 @@ def push_outputs(targets: list[str], project_dir: str, remote: str | None = None
 # --------------------------------------------------------------------------------------------
 
 
-def _dataset_of(row: str, suite: Suite, project_dir: str) -> str:
+def _row(row: str, suite: Suite, project_dir: str) -> Any:
+    """The runnable ``BenchmarkRow`` named ``row`` of the suite's params file."""
     from hrnet.rows import load_rows
 
     rows = {r.id: r for r in load_rows(Path(project_dir) / suite.params, suite="")}
@@ -213,14 +214,7 @@ def _dataset_of(row: str, suite: Suite, project_dir: str) -> str:
         raise ValueError(f"{suite.params}: no row {row!r}")
     if rows[row].status != "ready":
         raise ValueError(f"{suite.params}: row {row!r} is {rows[row].status} ({rows[row].reason})")
-    return rows[row].dataset
-
-
-def _starts_from(row: str, suite: Suite, project_dir: str) -> str | None:
-    from hrnet.rows import load_rows
-
-    rows = {r.id: r for r in load_rows(Path(project_dir) / suite.params, suite="")}
-    return rows[row].starts_from_row
+    return rows[row]
 
 
 @flow(name="row", flow_run_name="{row}", log_prints=True)
@@ -252,8 +246,8 @@ def row_flow(
         raise ValueError(f"suite must be one of {', '.join(SUITES)}, not {suite!r}")
     spec = SUITES[suite]
     project_dir = str(Path(project_dir).resolve())
-    dataset = _dataset_of(row, spec, project_dir)
-    upstream = _starts_from(row, spec, project_dir)
+    benchmark_row = _row(row, spec, project_dir)
+    dataset, upstream = benchmark_row.dataset, benchmark_row.starts_from_row
     if upstream:  # the row starts from another row's model: that row runs first (a no-op when done)
         row_flow(upstream, suite=suite, project_dir=project_dir, push=push, remote=remote, pull=pull,
                  gpu_limit=gpu_limit)  # fmt: skip

@@ -31,6 +31,7 @@ __all__ = [
     "open_image",
     "read_image",
     "read_label_map",
+    "read_split_file",
     "write_bytes_atomic",
     "write_json_atomic",
 ]
@@ -187,3 +188,10 @@ def atomic_directory(target: str | Path, *, force: bool = False) -> Iterator[Pat
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def read_split_file(path: Path) -> list[str]:
+    """Names listed one per line in an ``ImageSets`` split file."""
+    if not path.is_file():
+        raise HRNetError(f"{path}: split file not found")
+    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]

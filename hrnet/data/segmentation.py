@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hrnet.data.io import read_image, read_label_map
+from hrnet.data.io import read_image, read_label_map, read_split_file
 from hrnet.errors import HRNetError
 
 __all__ = [
@@ -152,13 +152,6 @@ def _pairs_by_stem(
             raise HRNetError(f"{mask}: label map of {image.name} not found")
         pairs.append((image, mask))
     return pairs
-
-
-def _read_split_file(path: Path) -> list[str]:
-    """Names listed one per line in an ``ImageSets`` split file."""
-    if not path.is_file():
-        raise HRNetError(f"{path}: split file not found")
-    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,7 +325,7 @@ class PascalVOC(SegmentationDataset):
         transforms: Callable[[Any, Any], tuple[Any, Any]] | None = None,
     ) -> None:
         root = Path(root)
-        stems = _read_split_file(root / "ImageSets" / "Segmentation" / f"{split}.txt")
+        stems = read_split_file(root / "ImageSets" / "Segmentation" / f"{split}.txt")
         mask_dir = root / ("SegmentationClassAug" if aug else "SegmentationClass")
         samples = _pairs_by_stem(
             root / "JPEGImages", mask_dir, image_suffix=".jpg", mask_suffix=".png", stems=stems
@@ -423,7 +416,7 @@ class PascalContext(SegmentationDataset):
         transforms: Callable[[Any, Any], tuple[Any, Any]] | None = None,
     ) -> None:
         root = Path(root)
-        stems = _read_split_file(root / "ImageSets" / "SegmentationContext" / f"{split}.txt")
+        stems = read_split_file(root / "ImageSets" / "SegmentationContext" / f"{split}.txt")
         samples = _pairs_by_stem(
             root / "JPEGImages",
             root / "SegmentationClassContext",

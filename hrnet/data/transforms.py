@@ -166,7 +166,7 @@ class RandomCropCatMax(T.Transform):
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         height, width = _canvas_size(flat_inputs)
         crop_h, crop_w = min(self.size[0], height), min(self.size[1], width)
-        # plain int64 labels, the ignored pixels mapped to one extra bin that is not counted
+        # plain int64 labels (no tv_tensor dispatch per try); ignored pixels are left out of the counts
         masks = [x.as_subclass(torch.Tensor) for x in flat_inputs if isinstance(x, tv_tensors.Mask)]
         label = masks[0].reshape(height, width).long() if masks else None
         for _ in range(10):

@@ -518,7 +518,9 @@ def _listed_pairs(
         dataset = _Dataset(root)
         dataset.failures.append(Failure(str(split_file), None, "split file not found"))
         return dataset
-    ids = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
+    from hrnet.data.io import read_split_file
+
+    ids = read_split_file(split_file)
     pairs = [(image_dir / f"{i}.jpg", mask_dir / f"{i}.png") for i in ids]
     return _label_map_pairs(root, pairs, valid, rule, f"images listed in {split_file}")
 

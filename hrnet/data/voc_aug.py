@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hrnet.data.io import atomic_directory, read_label_map, write_bytes_atomic
+from hrnet.data.io import atomic_directory, read_label_map, read_split_file, write_bytes_atomic
 from hrnet.errors import HRNetError
 
 __all__ = ["build_voc_aug", "read_sbd_mat"]
@@ -51,12 +51,6 @@ def read_sbd_mat(path: Path) -> np.ndarray:
     return label.astype(np.uint8)
 
 
-def _ids(path: Path) -> list[str]:
-    if not path.is_file():
-        raise HRNetError(f"{path}: image list not found")
-    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
-
-
 def build_voc_aug(
     voc_root: str | Path,
     sbd_root: str | Path,
@@ -74,8 +68,8 @@ def build_voc_aug(
     """
     voc_root, sbd_root = Path(voc_root), Path(sbd_root)
     sets = voc_root / "ImageSets" / "Segmentation"
-    voc_train, voc_val = _ids(sets / "train.txt"), _ids(sets / "val.txt")
-    sbd_ids = _ids(sbd_root / "train.txt") + _ids(sbd_root / "val.txt")
+    voc_train, voc_val = read_split_file(sets / "train.txt"), read_split_file(sets / "val.txt")
+    sbd_ids = read_split_file(sbd_root / "train.txt") + read_split_file(sbd_root / "val.txt")
     voc_labelled = set(voc_train) | set(voc_val)
     train_aug = sorted((set(voc_train) | set(sbd_ids)) - set(voc_val))
     wanted = sorted(set(train_aug) | set(voc_val))  # every image either split reads

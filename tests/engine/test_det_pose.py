@@ -188,8 +188,10 @@ def test_flip_back_puts_mirrored_peaks_back(subpixel: bool) -> None:
     assert error < 0.1 if subpixel else 0.9 < error < 1.1
 
 
-def _oracle_ap(figures: Path, *, input_size: tuple[int, int], subpixel: bool) -> float:
-    cfg = TrainConfig(
+def _pose_config(
+    figures: Path, *, input_size: tuple[int, int] = (64, 48), subpixel: bool = True
+) -> TrainConfig:
+    return TrainConfig(
         task="pose",
         model="pose_hrnet_w18_small",
         data=str(figures),
@@ -197,6 +199,10 @@ def _oracle_ap(figures: Path, *, input_size: tuple[int, int], subpixel: bool) ->
         input_size=input_size,
         heatmap_subpixel=subpixel,
     )
+
+
+def _oracle_ap(figures: Path, *, input_size: tuple[int, int], subpixel: bool) -> float:
+    cfg = _pose_config(figures, input_size=input_size, subpixel=subpixel)
     task = get_task("pose")
     dataset = task.dataset(cfg, "val", train=False)
     _, targets = collate_keypoints([dataset[i] for i in range(len(dataset))])  # type: ignore[arg-type]
@@ -224,14 +230,7 @@ def test_pose_oracle_ground_truth_heatmaps_score_near_one(figures: Path) -> None
 def test_pose_evaluation_runs_end_to_end(figures: Path, tmp_path: Path, flip: bool) -> None:
     from hrnet.engine.evaluate import evaluate_pose
 
-    cfg = TrainConfig(
-        task="pose",
-        model="pose_hrnet_w18_small",
-        data=str(figures),
-        dataset="coco_keypoints",
-        input_size=(64, 48),
-        heatmap_subpixel=True,
-    )
+    cfg = _pose_config(figures)
     task = get_task("pose")
     info = task.info(cfg, task.dataset(cfg, "val", train=False))
     model = task.model(cfg, info).eval()
@@ -306,8 +305,7 @@ def test_oks_nms_removes_the_duplicates_that_cost_coco_ap(figures: Path) -> None
     each duplicated half a pixel off at 0.98 of its score)."""
     from hrnet.engine.evaluate import _oks_nms_per_image
 
-    cfg = TrainConfig(task="pose", model="pose_hrnet_w18_small", data=str(figures),
-                      dataset="coco_keypoints", input_size=(64, 48), heatmap_subpixel=True)  # fmt: skip
+    cfg = _pose_config(figures)
     task = get_task("pose")
     dataset = task.dataset(cfg, "val", train=False)
     _, targets = collate_keypoints([dataset[i] for i in range(len(dataset))])  # type: ignore[arg-type]
