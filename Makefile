@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: venv demo test test-fast lint format lock clean-demo
+.PHONY: venv demo test test-fast lint format lock clean-demo smoke-paper pipeline
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,7 @@ venv: $(STAMP)
 ## demo: the whole embedded suite through `dvc repro` (generate -> validate -> train -> evaluate -> register -> report)
 demo: venv
 	@test -d .dvc || (echo "not a DVC repository: run from the repo root" && exit 2)
+	$(BIN)/hrnet pipeline sync
 	time env PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 	@echo
 	@echo "Report:   reports/BENCHMARKS.md and reports/index.html"
@@ -33,6 +34,14 @@ demo: venv
 ## test: lint, then the whole suite (unit + integration with real servers on loopback)
 test: venv lint
 	$(BIN)/pytest -n 2 --dist loadfile
+
+## smoke-paper: every runnable paper row's whole chain on tiny real-format data (ROWS="id id" for some)
+smoke-paper: venv
+	env PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/hrnet smoke $(ROWS)
+
+## pipeline: rewrite dvc.yaml and benchmarks/dvc.yaml from the params files
+pipeline: venv
+	$(BIN)/hrnet pipeline sync
 
 test-fast: venv
 	$(BIN)/pytest -n 2 --dist loadfile -m "not integration and not slow"

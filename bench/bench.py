@@ -57,7 +57,7 @@ VARIANTS = ("eager", "fast", "compile", "compile-max", "compile-graphs")
 PRECISIONS = ("fp32", "bf16")
 IMPLS = ("ours", "timm")
 NUM_CLASSES = 1000
-# ANCHORS.md's dense bf16 figure for one H100 (NVIDIA's datasheet says ~989 TFLOP/s for SXM)
+# a dense bf16 figure for one H100 (NVIDIA's datasheet says ~989 TFLOP/s for SXM)
 DEFAULT_PEAK_TFLOPS_CUDA = 790.0
 
 
@@ -135,7 +135,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--peak-tflops",
         type=float,
         default=None,
-        help="peak for MFU (default 790 on CUDA, as ANCHORS.md; none on CPU)",
+        help="peak for MFU (default 790 on CUDA, a dense-bf16 figure for one H100; none on CPU)",
     )
     parser.add_argument(
         "--loader-workers", type=int, nargs="+", default=None, help="DataLoader workers to try"
@@ -173,7 +173,7 @@ class Settings:
 
 
 def resolve_settings(args: argparse.Namespace) -> Settings:
-    """Fill in the device defaults (GPU: the ANCHORS.md setup; CPU: small batches)."""
+    """Fill in the device defaults (GPU: large batches; CPU: small batches)."""
     cuda = args.device == "cuda"
     if args.quick:
         models, tasks, precisions = ["hrnet_w18"], ["infer", "train", "loader"], ["fp32"]
@@ -780,7 +780,7 @@ def run(args: argparse.Namespace) -> int:
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     if settings.device == "cuda":
-        torch.backends.cudnn.benchmark = True  # the ANCHORS.md setup
+        torch.backends.cudnn.benchmark = True  # the GPU setup
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cuda.matmul.allow_tf32 = True
 

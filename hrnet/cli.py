@@ -24,7 +24,11 @@ COMMANDS: dict[str, str] = {
     "register": "register",
     "predict": "predict",
     "report": "report",
+    "pipeline": "pipeline",
+    "smoke": "smoke",
+    "verify": "verify",
     "bench": "bench",
+    "export": "export",
 }
 
 

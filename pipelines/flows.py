@@ -39,7 +39,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.concurrency.sync import concurrency
 
-__all__ = ["SUITES", "CommandError", "Suite", "benchmark_flow", "row_flow", "run_command"]
+__all__ = ["SUITES", "CommandError", "Suite", "benchmark_flow", "row_flow", "run_command", "verify_flow"]
 
 # seconds between SIGTERM and SIGKILL of a command's process group
 KILL_GRACE_SECONDS = 10.0
@@ -78,14 +78,18 @@ class CommandError(RuntimeError):
 # --------------------------------------------------------------------------------------------
 
 
-def _kill_group(pgid: int, grace: float) -> None:
-    """SIGTERM the process group, wait up to ``grace`` seconds, then SIGKILL what is left."""
+def _kill_group(pgid: int, grace: float, leader: subprocess.Popen | None = None) -> None:
+    """SIGTERM the process group, wait up to ``grace`` seconds, then SIGKILL what is left.
+    ``leader`` (the group's first process, our child) is reaped while waiting: an exited but
+    unreaped leader would keep the group "alive" for the whole grace period."""
     try:
         os.killpg(pgid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
+        if leader is not None:
+            leader.poll()
         try:
             os.killpg(pgid, 0)  # raises once no process of the group is left
         except ProcessLookupError:
@@ -130,7 +134,7 @@ def run_command(
         returncode = proc.wait()
     except BaseException:
         logger.warning("interrupted: stopping process group %d", proc.pid)
-        _kill_group(proc.pid, grace)
+        _kill_group(proc.pid, grace, proc)
         proc.wait()
         raise
     finally:
@@ -206,8 +210,12 @@ def push_outputs(targets: list[str], project_dir: str, remote: str | None = None
 
 
 def _row(row: str, suite: Suite, project_dir: str) -> Any:
-    """The runnable ``BenchmarkRow`` named ``row`` of the suite's params file."""
-    from hrnet.rows import load_rows
+    """The runnable ``BenchmarkRow`` named ``row`` of the suite's params file; fails when the
+    checkout's dvc.yaml files are out of step with its params files (`hrnet pipeline sync`)."""
+    from hrnet.mlops.pipeline import check_in_step
+    from hrnet.mlops.rows import load_rows
+
+    check_in_step(project_dir)
 
     rows = {r.id: r for r in load_rows(Path(project_dir) / suite.params, suite="")}
     if row not in rows:
@@ -258,6 +266,9 @@ def row_flow(
     else:
         dvc_stage(data_target, project_dir, pull)
     dvc_stage(spec.target("validate", dataset), project_dir, pull)
+    weights = benchmark_row.init.name if benchmark_row.init.kind == "weights" else None
+    if weights:  # the published ImageNet backbone the row starts from
+        fetch_stage(spec.target("weights", weights), project_dir, pull)
     if gpu_limit:
         with concurrency(gpu_limit, occupy=1):
             dvc_stage(spec.target("train", row), project_dir, pull)
@@ -268,6 +279,7 @@ def row_flow(
     dvc_stage(spec.target("register", row), project_dir, pull)
     if push:
         stages = [spec.target(s, dataset) for s in (spec.data_stage, "validate")]
+        stages += [spec.target("weights", weights)] if weights else []
         stages += [spec.target(s, row) for s in ("train", "evaluate", "register")]
         push_outputs(stages, project_dir, remote)
     run_dir = Path(project_dir) / "runs" / row
@@ -325,6 +337,74 @@ def benchmark_flow(
     if failed:
         raise RuntimeError(f"rows not completed: {', '.join(f'{r} ({states[r]})' for r in failed)}")
     return states
+
+
+def _verify_items(pattern: str, project_dir: str) -> dict[str, Any]:
+    """The verify@ items of the paper rows whose row id matches the shell pattern ``pattern``."""
+    import fnmatch
+
+    from hrnet.mlops.pipeline import check_in_step
+    from hrnet.mlops.rows import load_suite
+    from hrnet.mlops.verify import row_checkpoints
+
+    check_in_step(project_dir)
+    suite = load_suite(Path(project_dir) / SUITES["paper"].params)
+    items = {k: v for k, v in row_checkpoints(suite).items() if fnmatch.fnmatchcase(v[0].id, pattern)}
+    if not items:
+        raise ValueError(f"no paper row with a catalogued checkpoint matches {pattern!r}")
+    return items
+
+
+@flow(name="verify", flow_run_name="verify {rows}", log_prints=True)
+def verify_flow(
+    rows: str = "seg_cityscapes_*",
+    project_dir: str = ".",
+    pull: bool = False,
+    push: bool = False,
+    remote: str | None = None,
+    gpu_limit: str | None = "gpu",
+) -> dict[str, str]:
+    """Verify the paper rows matching ``rows`` (a shell pattern of row ids: one table) from their
+    published checkpoints: for each, ``checkpoint@`` (the file, with its published checksum), the
+    dataset's fetch/validate, then ``verify@`` (strict load, the row's protocol, compared with the
+    published number, registered with the alias ``published``) under the ``gpu`` limit.
+
+    Returns ``{verify item: outcome}`` (``reproduced``, ``not reproduced`` or the failure).
+    """
+    import json
+
+    logger = get_run_logger()
+    project_dir = str(Path(project_dir).resolve())
+    spec = SUITES["paper"]
+    outcomes: dict[str, str] = {}
+    for key, (row, checkpoint) in _verify_items(rows, project_dir).items():
+        try:
+            fetch_stage(spec.target("checkpoint", checkpoint.name), project_dir, pull)
+            fetch_stage(spec.target(spec.data_stage, row.dataset), project_dir, pull)
+            dvc_stage(spec.target("validate", row.dataset), project_dir, pull)
+            if gpu_limit:
+                with concurrency(gpu_limit, occupy=1):
+                    dvc_stage(spec.target("verify", key), project_dir, pull)
+            else:
+                dvc_stage(spec.target("verify", key), project_dir, pull)
+            from hrnet.mlops.verify import source_slug
+
+            record = (
+                Path(project_dir)
+                / "runs"
+                / row.id
+                / f"verify-{source_slug(checkpoint.name)}"
+                / "verified.json"
+            )
+            outcomes[key] = json.loads(record.read_text())["outcome"]
+            if push:
+                push_outputs([spec.target("verify", key)], project_dir, remote)
+        except (
+            Exception
+        ) as exc:  # one row's failure (a manual download, a missing dataset) does not stop the table
+            outcomes[key] = f"failed: {str(exc).splitlines()[0][:200]}"
+        logger.info("%s: %s", key, outcomes[key])
+    return outcomes
 
 
 def _wait_for(flow_run_id: object, poll_seconds: float = 10.0) -> str:

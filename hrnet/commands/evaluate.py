@@ -10,14 +10,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--run-dir", type=Path, help="run folder (runs/<row>) holding model.pt")
     source.add_argument("--checkpoint", type=Path, help="a model.pt or checkpoints/last.pt file")
+    source.add_argument(
+        "--weights",
+        help="a published checkpoint (a file in any supported layout, or a catalogued name: hrnet fetch "
+        "--list), evaluated as the model of --params/--row or of --model/--data/--dataset",
+    )
+    from hrnet.commands._published import add_published_arguments
+
+    add_published_arguments(parser)
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the run folder)")
     parser.add_argument(
         "--data", default=None, help="dataset root (default: the one the model was trained on)"
     )
     parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
-    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
-    parser.add_argument("--workers", type=int, default=2, help="data loader workers")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default: 16)")
+    parser.add_argument("--workers", type=int, default=None, help="data loader workers (default: 2)")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument(
+        "--launch",
+        type=Path,
+        default=None,
+        help="params file whose launch: section gives this machine's defaults for --batch-size "
+        "(eval_batch_size), --workers and --device",
+    )
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0], help="segmentation test scales")
     parser.add_argument("--flip", action="store_true", help="flip test (segmentation, pose, landmarks)")
     parser.add_argument(
@@ -27,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--num-plots", type=int, default=8, help="prediction pictures to draw")
     parser.add_argument("--amp", default="none", help="autocast: none, bf16 or fp16")
+    parser.add_argument(
+        "--eager",
+        action="store_true",
+        help="run the model as trained (default: the inference path, BatchNorm folded + channels_last)",
+    )
     parser.add_argument("--no-mlflow", action="store_true", help="do not log to the run's MLflow run")
     parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: the run's own)")
 
@@ -35,6 +55,15 @@ def run(args: argparse.Namespace) -> int:
     from hrnet.engine.config import EvalConfig
     from hrnet.engine.evaluate import evaluate_run
 
+    _launch_defaults(args)
+    published = None
+    if args.weights is not None:
+        from hrnet.commands._published import import_published
+
+        if args.row is not None and args.split == "val":
+            args.split = ""  # the row's split
+        published, split = import_published(args)
+        args.split = split
     ecfg = EvalConfig(
         split=args.split,
         batch_size=args.batch_size,
@@ -46,22 +75,54 @@ def run(args: argparse.Namespace) -> int:
         num_plots=args.num_plots,
         amp=args.amp,
     )
-    source = args.run_dir if args.run_dir is not None else args.checkpoint
-    out = (
-        args.out
-        if args.out is not None
-        else (args.run_dir if args.run_dir is not None else args.checkpoint.parent)
-    )
-    metrics = evaluate_run(source, ecfg, out_dir=out, data=args.data)
+    if published is not None:
+        source = out = published
+    else:
+        source = args.run_dir if args.run_dir is not None else args.checkpoint
+        out = (
+            args.out
+            if args.out is not None
+            else (args.run_dir if args.run_dir is not None else args.checkpoint.parent)
+        )
+    tracker = _attach_tracking(args)  # before evaluating: a server that is down fails fast
+    metrics = evaluate_run(source, ecfg, out_dir=out, data=args.data, fast=not args.eager)
     summary = {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
     print(f"wrote {out / 'metrics.json'}")
 
-    if not args.no_mlflow and args.run_dir is not None and (args.run_dir / "mlflow_run.json").is_file():
+    if tracker is not None:
         try:
-            from hrnet.tracking import Tracker
-        except ImportError as exc:
-            print(f"MLflow is not available ({exc}); metrics not logged")
-            return 0
-        Tracker.attach(args.run_dir, args.tracking_uri).log_evaluation(metrics, out)
+            tracker.log_evaluation(metrics, out)  # a failure is a warning: metrics.json is written
+        finally:
+            tracker.close()
     return 0
+
+
+def _attach_tracking(args: argparse.Namespace):  # -> Tracker | None
+    """The run's MLflow run when it has one and tracking is on; raises HRNetError when its
+    server does not answer."""
+    if args.no_mlflow or args.run_dir is None or not (args.run_dir / "mlflow_run.json").is_file():
+        return None
+    try:
+        from hrnet.mlops.tracking import Tracker
+    except ImportError as exc:
+        print(f"MLflow is not available ({exc}); metrics not logged")
+        return None
+    return Tracker.attach(args.run_dir, args.tracking_uri)
+
+
+def _launch_defaults(args: argparse.Namespace) -> None:
+    """Fill --batch-size/--workers/--device left unset from ``--launch`` (or the defaults)."""
+    if args.launch is not None:
+        from hrnet.mlops.rows import launch_settings
+
+        launch = launch_settings(args.launch)
+        from hrnet.mlops.rows import apply_threads
+
+        apply_threads(launch)
+        defaults = {"batch_size": launch.eval_batch_size, "workers": launch.workers, "device": launch.device}
+    else:
+        defaults = {"batch_size": 16, "workers": 2, "device": "auto"}
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)

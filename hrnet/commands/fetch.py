@@ -18,6 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--sha256", help="expected sha256 of the --source file (one-file fetches)")
     parser.add_argument(
+        "--checksums",
+        type=Path,
+        help="with --source: a JSON file {filename: sha256} of a mirror whose files differ from the "
+        "published ones; it replaces the catalogue's checksum of each file it names",
+    )
+    parser.add_argument(
         "--endpoint-url", help="S3 endpoint (a moto server, a mirror); default $AWS_ENDPOINT_URL"
     )
     parser.add_argument("--force", action="store_true", help="fetch again and replace a published folder")
@@ -26,7 +32,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list", action="store_true", help="list the catalogue and exit")
 
 
+def read_checksums(path: Path) -> dict:
+    """The ``{filename: Checksum}`` of a ``--checksums`` file (a JSON object of sha256 hex digests)."""
+    import json
+
+    from hrnet.data.fetch import Checksum
+    from hrnet.errors import HRNetError
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise HRNetError(f"{path}: --checksums file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HRNetError(f"{path}: --checksums is not a readable JSON file: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise HRNetError(f"{path}: --checksums must be a JSON object {{filename: sha256 hex}}")
+    return {str(name): Checksum("sha256", digest) for name, digest in data.items()}
+
+
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
     from urllib.parse import urlparse
 
     from rich.console import Console
@@ -46,15 +71,32 @@ def run(args: argparse.Namespace) -> int:
         raise HRNetError("fetch: name a dataset (hrnet fetch --list shows the catalogue)")
 
     sha256 = Checksum("sha256", args.sha256) if args.sha256 else None
+    checksums = {}
+    if args.checksums is not None:
+        if not args.source:
+            raise HRNetError("fetch: --checksums applies to a mirror: give --source too")
+        checksums = read_checksums(args.checksums)
     known = args.dataset in catalog.list_datasets() or args.dataset in catalog.EMBEDDED
+    prepare = None
     if known:
         entry = catalog.get_dataset(args.dataset)
+        prepare = entry.prepare
         files = catalog.resolve_files(entry, args.source)
+        # a mirror-wide listing may name other entries' files too; it must name one of these
+        if checksums and not {f.filename for f in files} & set(checksums):
+            raise HRNetError(
+                f"{args.checksums}: names none of the files of {args.dataset} "
+                f"({', '.join(f.filename for f in files)})"
+            )
+        files = tuple(
+            dataclasses.replace(f, checksum=checksums[f.filename]) if f.filename in checksums else f
+            for f in files
+        )
         if sha256 is not None:
             if len(files) != 1:
                 raise HRNetError(f"{args.dataset}: --sha256 applies to one-file datasets only")
             (only,) = files
-            files = (RemoteFile(only.url, only.filename, sha256, only.extract),)
+            files = (dataclasses.replace(only, checksum=sha256),)
     else:
         if not args.source:
             catalog.get_dataset(args.dataset)  # raises with the list of known names
@@ -65,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             console.print(
                 "[yellow]no --sha256 given: the checksum is computed and recorded (trust on first use)"
             )
-        files = (RemoteFile(args.source, filename, sha256),)
+        files = (RemoteFile(args.source, filename, sha256 or checksums.get(filename)),)
 
     result = fetch_files(
         args.dataset,
@@ -75,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         force=args.force,
         keep_archives=args.keep_archives,
         retry=RetryPolicy(attempts=max(1, args.retries)),
+        prepare=prepare,
     )
     if result.already_present:
         console.print(

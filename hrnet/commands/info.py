@@ -1,4 +1,5 @@
-"""Show a model's parameters, GFLOPs (published HRNet convention) and feature maps."""
+"""Show a model's parameters, GFLOPs (published HRNet convention) and feature maps, and the
+published numbers of its registry entry against this project's count of them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from hrnet.models.flops import FlopCount
+    from hrnet.models.registry import ModelInfo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from hrnet.errors import HRNetError
-    from hrnet.models import create_model, list_models
+    from hrnet.models import create_model, list_models, model_info
     from hrnet.models.flops import count_params
 
     if args.model not in list_models():
@@ -72,7 +74,40 @@ def run(args: argparse.Namespace) -> int:
         print("features     num_chs  reduction  module")
         for info in feature_info:
             print(f"             {info['num_chs']:>7}  {info['reduction']:>9}  {info['module']}")
+    _print_metadata(model_info(args.model), overridden=sorted(kwargs))
     return 0
+
+
+def _print_metadata(info: ModelInfo, *, overridden: list[str]) -> None:
+    """The registry entry: task, published numbers (each against our count, in its unit), checkpoints."""
+    from hrnet.models.flops import measure_published
+
+    registered = ", ".join(f"{k}={v}" for k, v in info.kwargs.items()) or "no keyword arguments"
+    print(f"task         {info.task}: {info.summary}")
+    if not info.published:
+        print("published    no parameter or FLOP counts published")
+    elif overridden:
+        print(
+            f"published    refer to the registered model ({registered}); not compared for a build "
+            f"with {', '.join(overridden)} set"
+        )
+    else:
+        print(
+            f"published    (the registered model: {registered}; published / counted here, in the published unit)"
+        )
+        for published in info.published:
+            what = "params" if published.counter == "params" else "GFLOPs"
+            counted = measure_published(info, published)
+            verdict = "ok" if published.matches(counted) else f"differs by more than {published.rel_tol:.1%}"
+            print(f"  {what:<10} {published.describe()}")
+            print(f"  {'':<10} counted {counted:.2f} {published.unit.symbol}: {verdict}")
+            print(f"  {'':<10} convention: {published.convention}")
+    if info.notes:
+        print(f"note         {info.notes}")
+    if info.checkpoints:
+        print(f"checkpoints  {' '.join(info.checkpoints)}  (published weights; hrnet fetch NAME)")
+    if info.backbone_checkpoints:
+        print(f"pretrained   {' '.join(info.backbone_checkpoints)}  (ImageNet backbone; hrnet fetch NAME)")
 
 
 def _count(model: nn.Module, size: tuple[int, int]) -> FlopCount:

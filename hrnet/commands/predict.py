@@ -8,7 +8,10 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "model", help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model, a run folder or a .pt file"
+        "model",
+        help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model, a run folder, a .pt file or an "
+        ".onnx file of hrnet export (run by ONNX Runtime on the CPU); "
+        "with --weights: a model name (hrnet.models.list_models()), or - with --params/--row",
     )
     parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders of images")
     parser.add_argument(
@@ -16,8 +19,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument(
+        "--eager",
+        action="store_true",
+        help="run the model as trained (default: the inference path, BatchNorm folded + channels_last)",
+    )
+    parser.add_argument(
         "--tracking-uri", default=None, help="MLflow tracking URI for models:/ and runs:/ URIs"
     )
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="published weights (a file in any supported layout, or a catalogued name) loaded strictly "
+        "into MODEL; --data/--dataset (or --params/--row) give the classes",
+    )
+    parser.add_argument("--data", default=None, help="with --weights: a dataset root in --dataset's format")
+    from hrnet.commands._published import add_published_arguments
+
+    add_published_arguments(parser, model_flag=False)
 
 
 def _image_files(inputs: list[Path]) -> list[Path]:
@@ -50,12 +68,19 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     with tempfile.TemporaryDirectory(prefix="hrnet-predict-") as tmp:
         source: str | Path = args.model
-        if args.model.startswith(("models:/", "runs:/")):
-            from hrnet.tracking import download_model
+        if args.weights is not None:
+            from hrnet.commands._published import import_published
+
+            args.out_model = Path(tmp) / "published"
+            source, _ = import_published(
+                args, model=None if args.model == "-" else args.model, out=args.out_model
+            )
+        elif args.model.startswith(("models:/", "runs:/")):
+            from hrnet.mlops.tracking import download_model
 
             source = download_model(args.model, tmp, args.tracking_uri)
-        loaded = load_model(source, device=device)
-        records = predict_images(loaded, files, args.out, device=device)
+        loaded = load_model(source, device=device, fast=not args.eager)
+        records = predict_images(loaded, files, args.out, device=device, fast=not args.eager)
     write_json_atomic(args.out / "predictions.json", records, indent=2)
     print(f"wrote {len(records)} predictions to {args.out}")
     return 0

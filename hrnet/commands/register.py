@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hrnet.tracking import register
+    from hrnet.mlops.tracking import register
 
     record = register(
         args.run_dir, name=args.name, metric=args.metric, mode=args.mode, tracking_uri=args.tracking_uri

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DEFAULT_PARAMS = (Path("params.yaml"), Path("benchmarks/params.yaml"))
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -28,10 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hrnet.report import write_report
+    from hrnet.mlops.pipeline import SUITES
+    from hrnet.mlops.report import write_report
 
-    files = args.params or list(DEFAULT_PARAMS)
-    suites = [(path, "paper" if path.parent.name == "benchmarks" else "embedded") for path in files]
+    files = args.params or [Path(p) for p in SUITES]
+    from hrnet.mlops.rows import load_suite
+
+    suites = [(path, load_suite(path).name) for path in files]
     entries = write_report(
         suites,
         args.out_dir,

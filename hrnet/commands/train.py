@@ -8,21 +8,32 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from hrnet.engine.config import TrainConfig
-    from hrnet.tracking import Tracker
+    from hrnet.mlops.tracking import Tracker
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from hrnet.engine.config import add_config_arguments
 
     parser.add_argument("--out", type=Path, required=True, help="run folder (runs/<row>)")
-    parser.add_argument("--params", type=Path, default=None, help="params.yaml holding rows.<ROW>")
+    parser.add_argument(
+        "--params",
+        type=Path,
+        default=None,
+        help="params file: the recipe of rows.<ROW>.train, and its launch: section as this "
+        "machine's defaults for the flags below",
+    )
     parser.add_argument(
         "--row", default=None, help="row id under rows: in --params (also the MLflow run name)"
     )
     parser.add_argument(
-        "--resume", action="store_true", help="continue from <out>/checkpoints/last.pt if present"
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="continue from <out>/checkpoints/last.pt if present",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on)"
+    )
     mlflow = parser.add_argument_group("tracking")
     mlflow.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     mlflow.add_argument(
@@ -30,27 +41,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)",
     )
-    mlflow.add_argument("--experiment", default="hrnet-zoo", help="MLflow experiment name")
+    mlflow.add_argument("--experiment", default=None, help="MLflow experiment name (default: hrnet-zoo)")
     ddp = parser.add_argument_group("distributed (launches torchrun when more than one process)")
-    ddp.add_argument("--nproc-per-node", type=int, default=1, help="processes on this node")
-    ddp.add_argument("--nnodes", type=int, default=1, help="number of nodes")
-    ddp.add_argument("--rdzv-endpoint", default="", help="HOST:PORT of the c10d rendezvous (several nodes)")
+    ddp.add_argument("--nproc-per-node", type=int, default=None, help="processes on this node (default: 1)")
+    ddp.add_argument("--nnodes", type=int, default=None, help="number of nodes (default: 1)")
+    ddp.add_argument("--rdzv-endpoint", default=None, help="HOST:PORT of the c10d rendezvous (several nodes)")
     ddp.add_argument("--rdzv-id", default="hrnet", help="job id shared by the nodes of one run")
     add_config_arguments(parser)
 
 
 def _resolve_config(args: argparse.Namespace) -> TrainConfig:
-    """Defaults < the params.yaml row < flags given on the command line."""
-    from hrnet.engine.config import config_from_mapping, config_overrides, load_params_row
-    from hrnet.errors import HRNetError
+    """Defaults < the params file's row (and launch section) < flags given on the command line.
 
-    base = None
+    Fills the launch flags left unset (``None``) from the params file's ``launch:`` section."""
+    from hrnet.engine.config import config_from_mapping, config_overrides
+    from hrnet.errors import HRNetError
+    from hrnet.mlops.rows import Launch
+
+    base, launch = None, Launch()
     if args.params is not None:
+        from hrnet.mlops.rows import train_settings
+
         if not args.row:
             raise HRNetError(f"{args.params}: --params needs --row ROW_ID")
-        row = load_params_row(str(args.params), args.row)
-        base = config_from_mapping(row, source=f"{args.params} rows.{args.row}")
-    return config_from_mapping(config_overrides(args), source="command line", base=base)
+        values, launch = train_settings(args.params, args.row)
+        from hrnet.mlops.rows import apply_threads
+
+        apply_threads(launch)
+        base = config_from_mapping(values, source=f"{args.params} rows.{args.row}.train")
+    for flag in ("resume", "progress", "experiment", "nproc_per_node", "nnodes", "rdzv_endpoint"):
+        if getattr(args, flag) is None:
+            setattr(args, flag, getattr(launch, flag))
+    cfg = config_from_mapping(config_overrides(args), source="command line", base=base)
+    if cfg.init_from and not Path(cfg.init_from).is_file():  # a catalogued published checkpoint
+        import dataclasses
+
+        from hrnet.engine.published import resolve_weights
+
+        cfg = dataclasses.replace(cfg, init_from=str(resolve_weights(cfg.init_from)))
+    return cfg
 
 
 def _worker_args(args: argparse.Namespace, cfg: TrainConfig) -> list[str]:
@@ -60,9 +89,10 @@ def _worker_args(args: argparse.Namespace, cfg: TrainConfig) -> list[str]:
     argv = ["train", "--out", str(args.out), *config_to_flags(cfg), "--experiment", args.experiment]
     if args.row:
         argv += ["--row", args.row]
-    for flag in ("resume", "no_progress", "no_mlflow"):
-        if getattr(args, flag):
-            argv.append("--" + flag.replace("_", "-"))
+    argv.append("--resume" if args.resume else "--no-resume")
+    argv.append("--progress" if args.progress else "--no-progress")
+    if args.no_mlflow:
+        argv.append("--no-mlflow")
     if args.tracking_uri:
         argv += ["--tracking-uri", args.tracking_uri]
     return argv
@@ -74,12 +104,14 @@ def run(args: argparse.Namespace) -> int:
     from hrnet.engine import distributed
     from hrnet.errors import HRNetError
 
+    cfg = _resolve_config(args)
     if args.nproc_per_node < 1 or args.nnodes < 1:
         raise HRNetError("train: --nproc-per-node and --nnodes must be >= 1")
-    cfg = _resolve_config(args)
 
     # several processes asked for and we are not a worker yet: become the torchrun launcher
     if args.nproc_per_node * args.nnodes > 1 and not distributed.launched_by_torchrun():
+        if not args.no_mlflow:
+            _start_tracking(args, cfg, check_only=True)  # a server that is down fails before torchrun
         cmd = distributed.torchrun_command(
             _worker_args(args, cfg),
             nproc_per_node=args.nproc_per_node,
@@ -104,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
             out_dir=args.out,
             resume=args.resume,
             log=tracker.log_metrics if tracker else None,
-            progress=not args.no_progress,
+            progress=args.progress,
         )
     except BaseException:
         if tracker is not None:
@@ -119,11 +151,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_tracking(args: argparse.Namespace, cfg: TrainConfig) -> Tracker | None:
+def _start_tracking(
+    args: argparse.Namespace, cfg: TrainConfig, *, check_only: bool = False
+) -> Tracker | None:
+    """The row's MLflow run (``None`` without mlflow). Raises HRNetError, before any training,
+    when an http(s) tracking server does not answer; ``check_only``: only that check."""
     try:
-        from hrnet.tracking import Tracker
+        from hrnet.mlops.tracking import Tracker, check_server, resolve_tracking_uri
     except ImportError as exc:  # the GPU image has no mlflow
-        print(f"MLflow is not available ({exc}); training without tracking (use --no-mlflow to silence)")
+        if not check_only:
+            print(f"MLflow is not available ({exc}); training without tracking (use --no-mlflow to silence)")
+        return None
+    if check_only:
+        check_server(resolve_tracking_uri(args.tracking_uri))
         return None
     return Tracker.start(
         args.out,

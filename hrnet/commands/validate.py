@@ -9,7 +9,7 @@ MAX_PRINTED = 50
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from hrnet.data.validate import FORMATS  # light: Great Expectations is imported when it runs
+    from hrnet.data.validation import FORMATS  # light: Great Expectations is imported when it runs
 
     parser.add_argument("format", choices=sorted(FORMATS), help="the on-disk format (docs/DATA.md)")
     parser.add_argument("--root", type=Path, required=True, help="the dataset folder")
@@ -25,7 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-classes", type=int, help="mask_segmentation: classes incl. background; "
                         "imagefolder: expected class folders")  # fmt: skip
     parser.add_argument("--ignore-index", type=int, default=255, help="mask_segmentation: ignored label")
-    parser.add_argument("--num-points", type=int, help="landmarks_300w: points per face (default 68)")
+    parser.add_argument(
+        "--num-points",
+        type=int,
+        help="landmark formats: points per face (default 68 for 300W, 98 WFLW, 29 COFW)",
+    )
     parser.add_argument(
         "--annotations", type=Path, help="COCO formats: the annotation JSON (default by layout)"
     )
@@ -49,7 +53,7 @@ def _validate_split(args: argparse.Namespace, split: str, out: Path) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from hrnet.data.validate import validate_dataset
+    from hrnet.data.validation import validate_dataset
 
     report = validate_dataset(
         args.format,

@@ -4,7 +4,9 @@ One module per format: :mod:`~hrnet.data.imagefolder` (ImageNet), :mod:`~hrnet.d
 (instances and person keypoints), :mod:`~hrnet.data.segmentation` (mask folders, Cityscapes,
 ADE20K, Pascal VOC, Pascal Context), :mod:`~hrnet.data.landmarks` (300W, WFLW, COFW);
 :mod:`~hrnet.data.transforms` holds the per-task pipelines and collate functions,
-:mod:`~hrnet.data.embedded` the generators and :mod:`~hrnet.data.io` safe decoding.
+:mod:`~hrnet.data.embedded` the generators, :mod:`~hrnet.data.io` safe decoding and
+:mod:`~hrnet.data.validation` the Great Expectations validators (one module per format family,
+validating each split from its reader's file index).
 
 Names are imported lazily on first use, so ``import hrnet.data`` stays cheap.
 """

@@ -8,13 +8,27 @@ computes a sha256 and records it in ``.fetched.json`` (trust on first use); a la
 Every dataset takes a source override (a team's S3 mirror, a local copy): for a one-file dataset
 the override is the file's location; for several files it is a prefix to which each file name
 is appended (``s3://team-mirror/coco2017/`` -> ``s3://team-mirror/coco2017/val2017.zip``).
+
+Where the published files do not unpack into the layout the readers read, the entry's
+``prepare`` step rearranges the extracted folder before it is published: ImageNet (class folders
+from the per-class train tars and the devkit's validation labels), Pascal Context (the label maps
+of MMSegmentation's converter, from PASCAL in Detail's ``trainval_merged.json``) and COFW (the
+colour ``.mat`` files to HRNet-Facial-Landmark-Detection's CSV layout).
 """
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import json
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from hrnet.data.fetch import Checksum, RemoteFile
+import numpy as np
+
+from hrnet.data.fetch import Checksum, RemoteFile, safe_extract
 from hrnet.errors import HRNetError
 
 __all__ = ["EMBEDDED", "WEIGHTS", "Dataset", "get_dataset", "list_datasets", "resolve_files"]
@@ -34,6 +48,8 @@ class Dataset:
         files: what is downloaded; archives are extracted into the dataset folder.
         manual: set when the files need a login or a licence form: the exact steps. The fetch
             then refuses without ``--source`` (a mirror the team filled by hand).
+        prepare: called with the extracted folder before it is published, to bring it into the
+            layout the readers read (module docstring); ``None``: the archives already are.
     """
 
     name: str
@@ -41,6 +57,7 @@ class Dataset:
     homepage: str
     files: tuple[RemoteFile, ...]
     manual: str | None = None
+    prepare: Callable[[Path], None] | None = None
 
 
 def _md5(hexdigest: str) -> Checksum:
@@ -145,6 +162,7 @@ _DATASETS: tuple[Dataset, ...] = (
                 extract=False,
             ),
         ),
+        prepare=lambda folder: prepare_pascal_context(folder),
     ),
     Dataset(
         name="wflw",
@@ -168,21 +186,23 @@ _DATASETS: tuple[Dataset, ...] = (
     ),
     Dataset(
         name="300w",
-        description="300W: 68-point facial landmarks (iBUG; download needs the licence form)",
-        homepage="https://ibug.doc.ic.ac.uk/resources/300-W/",
+        description="300W: 68-point facial landmarks, the afw/helen/lfpw/ibug sets (iBUG licence form)",
+        homepage="https://ibug.doc.ic.ac.uk/resources/facial-point-annotations/",
+        # the zips hold no top-level folder (helen.zip: trainset/, testset/): each is unpacked
+        # into its own folder, the layout HRNet-Facial-Landmark-Detection reads as data/300w/images
         files=tuple(
-            RemoteFile(f"manual://300w.zip.00{i}", f"300w.zip.00{i}", None, extract=False)
-            for i in range(1, 5)
+            RemoteFile(f"manual://{part}.zip", f"{part}.zip", None, extract_to=part)
+            for part in ("afw", "helen", "lfpw", "ibug")
         ),
         manual=(
-            "300W is served only after accepting the iBUG licence form at "
-            "https://ibug.doc.ic.ac.uk/resources/300-W/ . Download the four parts 300w.zip.001, "
-            "300w.zip.002, 300w.zip.003 and 300w.zip.004 "
-            "(https://ibug.doc.ic.ac.uk/download/annotations/300w.zip.00N), put them in one folder or "
-            "bucket prefix and run "
-            "`hrnet fetch 300w --source <that folder or s3 prefix>/`; then, inside the published "
-            "folder, `cat 300w.zip.00* > 300w.zip && unzip 300w.zip`. HRNet's face-alignment CSV splits come from the HRNet "
-            "facial-landmark repository's data links."
+            "The 300W training and test faces (afw, helen, lfpw, ibug with 68-point .pts files) are "
+            "served only after accepting the iBUG licence form at "
+            "https://ibug.doc.ic.ac.uk/resources/facial-point-annotations/ . Download afw.zip, "
+            "helen.zip, lfpw.zip and ibug.zip (https://ibug.doc.ic.ac.uk/download/annotations/<name>.zip), "
+            "put them in one folder or bucket prefix and run "
+            "`hrnet fetch 300w --source <that folder or s3 prefix>/`; each is unpacked into its "
+            "own folder (afw/, helen/, lfpw/, ibug/). The 300w.zip.001-004 parts of the 300-W page "
+            "are the 300-W challenge test set (indoor/outdoor), not these."
         ),
     ),
     Dataset(
@@ -194,6 +214,7 @@ _DATASETS: tuple[Dataset, ...] = (
                 "http://www.vision.caltech.edu/xpburgos/ICCV13/Data/COFW_color.zip", "COFW_color.zip", None
             ),
         ),
+        prepare=lambda folder: prepare_cofw(folder),
     ),
     Dataset(
         name="imagenet",
@@ -221,9 +242,10 @@ _DATASETS: tuple[Dataset, ...] = (
             "'ILSVRC2012' and download ILSVRC2012_img_train.tar (138 GB), ILSVRC2012_img_val.tar "
             "(6.3 GB) and ILSVRC2012_devkit_t12.tar.gz. Put the three files in one folder or bucket "
             "prefix and run `hrnet fetch imagenet --source <that folder or s3 prefix>/` (the md5s "
-            "are checked); the train tar holds one tar per class, which the ImageFolder layout "
-            "step unpacks."
+            "are checked); the fetch unpacks the per-class tars of the train tar into train/<wnid>/ "
+            "and sorts the validation images into val/<wnid>/ by the devkit's labels."
         ),
+        prepare=lambda folder: prepare_imagenet(folder),
     ),
     Dataset(
         name="cityscapes",
@@ -262,7 +284,7 @@ _IC = "https://github.com/HRNet/HRNet-Image-Classification"
 _OPENMMLAB_THIRD_PARTY = "https://download.openmmlab.com/pretrain/third_party"
 _OPENMMLAB_POSE = "https://download.openmmlab.com/mmpose/pretrain_models"
 
-# The ImageNet-pretrained backbones the dense rows start from: the official HRNetV2 IC weights as
+# The ImageNet-pretrained backbones the dense rows start from: the official HRNet-Image-Classification HRNetV2 weights as
 # the detection/segmentation/landmark recipes load them (OpenMMLab's mirror, `open-mmlab://msra/
 # hrnetv2_w*`), and the pose repo's ImageNet weights (mmpose's mirror).
 WEIGHTS: tuple[Dataset, ...] = (
@@ -291,9 +313,41 @@ WEIGHTS: tuple[Dataset, ...] = (
         for width, digest in (("w32", "36af842e"), ("w48", "8ef0771d"))
     ),
 )
-_DATASETS = _DATASETS + WEIGHTS
+
+
+def _published_checkpoints() -> tuple[Dataset, ...]:
+    """The published task checkpoints of :mod:`hrnet.data.checkpoints` as one-file entries (not
+    extracted), held to their published sha256 prefix; drive-hosted files are manual."""
+    from hrnet.data.checkpoints import CHECKPOINTS, MANUAL
+
+    entries = []
+    for c in CHECKPOINTS:
+        checksum = Checksum("sha256", c.sha256, prefix=c.sha256_prefix) if c.sha256 else None
+        manual = None
+        if c.url.startswith(MANUAL):
+            manual = (
+                f"{c.source} publishes {c.filename} on a share link a script cannot fetch ({c.homepage}"
+                f"{'; ' + c.note if c.note else ''}). Download it by hand into a folder or bucket "
+                f"prefix and run `hrnet fetch {c.name} --source <that folder or prefix>/`."
+            )
+        entries.append(
+            Dataset(
+                name=c.name,
+                description=f"{c.source} checkpoint {c.filename} ({c.metric} {c.value} published)",
+                homepage=c.homepage,
+                files=(RemoteFile(c.url, c.filename, checksum, extract=False),),
+                manual=manual,
+            )
+        )
+    return tuple(entries)
+
+
+CHECKPOINTS: tuple[Dataset, ...] = _published_checkpoints()
+_DATASETS = _DATASETS + WEIGHTS + CHECKPOINTS
 
 _BY_NAME = {dataset.name: dataset for dataset in _DATASETS}
+if len(_BY_NAME) != len(_DATASETS):
+    raise RuntimeError("catalogue: two entries with the same name")
 
 
 def list_datasets() -> list[str]:
@@ -328,6 +382,173 @@ def resolve_files(dataset: Dataset, source: str | None) -> tuple[RemoteFile, ...
         return dataset.files
     if len(dataset.files) == 1 and not source.endswith("/"):
         (only,) = dataset.files
-        return (RemoteFile(source, only.filename, only.checksum, only.extract),)
+        return (dataclasses.replace(only, url=source),)
     prefix = source if source.endswith("/") else source + "/"
-    return tuple(RemoteFile(prefix + f.filename, f.filename, f.checksum, f.extract) for f in dataset.files)
+    return tuple(dataclasses.replace(f, url=prefix + f.filename) for f in dataset.files)
+
+
+# --------------------------------------------------------------------------------------------
+# Layout steps (``Dataset.prepare``): run on the extracted folder before it is published
+# --------------------------------------------------------------------------------------------
+
+
+def _only(folder: Path, pattern: str, what: str) -> Path:
+    found = sorted(folder.rglob(pattern))
+    if not found:
+        raise HRNetError(f"{folder}: {what} ({pattern}) not found in the extracted files")
+    return found[0]
+
+
+def prepare_imagenet(folder: Path) -> None:
+    """ILSVRC 2012 as published -> ``train/<wnid>/*.JPEG`` and ``val/<wnid>/*.JPEG``.
+
+    The extracted train tar is one ``<wnid>.tar`` per class (each unpacked, then deleted); the
+    validation images ``ILSVRC2012_val_<8 digits>.JPEG`` are sorted into class folders by the
+    devkit's ``data/ILSVRC2012_validation_ground_truth.txt`` (one ILSVRC2012_ID per image, in
+    file-name order) and ``data/meta.mat`` (ILSVRC2012_ID -> WNID of the 1000 leaf synsets), as
+    torchvision's ImageNet loader does.
+    """
+    from scipy.io import loadmat
+
+    folder = Path(folder)
+    meta_file = _only(folder, "meta.mat", "the devkit's synset list")
+    truth_file = _only(folder, "ILSVRC2012_validation_ground_truth.txt", "the devkit's validation labels")
+    try:
+        synsets = loadmat(meta_file, squeeze_me=True)["synsets"]
+        leaves = [i for i in range(len(synsets)) if int(synsets["num_children"][i]) == 0]
+        wnid_of = {int(synsets["ILSVRC2012_ID"][i]): str(synsets["WNID"][i]) for i in leaves}
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        raise HRNetError(f"{meta_file}: not the ILSVRC 2012 devkit's synset list: {exc}") from None
+    labels = [int(line) for line in truth_file.read_text().split()]
+
+    train = folder / "train"
+    for class_tar in sorted(folder.glob("n*.tar")):
+        safe_extract(class_tar, train / class_tar.stem)
+        class_tar.unlink()
+    images = sorted(folder.glob("ILSVRC2012_val_*.JPEG"))
+    if len(images) != len(labels):
+        raise HRNetError(f"{truth_file}: {len(labels)} labels for {len(images)} validation images")
+    for image, label in zip(images, labels):
+        if label not in wnid_of:
+            raise HRNetError(f"{truth_file}: {image.name}: ILSVRC2012_ID {label} is not a leaf synset")
+        target = folder / "val" / wnid_of[label]
+        target.mkdir(parents=True, exist_ok=True)
+        os.replace(image, target / image.name)
+
+
+# The Pascal Context category ids of PASCAL in Detail kept by the 59-class setting (0 =
+# background), as listed by MMSegmentation's tools/dataset_converters/pascal_context.py; the
+# converter maps them, in sorted order, to 0..59.
+PASCAL_CONTEXT_DETAIL_IDS: tuple[int, ...] = tuple(
+    sorted(
+        (0, 2, 259, 260, 415, 324, 9, 258, 144, 18, 19, 22, 23, 397, 25, 284, 158, 159, 416, 33, 162, 420,
+         454, 295, 296, 427, 44, 45, 46, 308, 59, 440, 445, 31, 232, 65, 354, 424, 68, 326, 72, 458, 34,
+         207, 80, 355, 85, 347, 220, 349, 360, 98, 187, 104, 105, 366, 189, 368, 113, 115)
+    )
+)  # fmt: skip
+
+
+def prepare_pascal_context(folder: Path) -> None:
+    """VOC 2010 + ``trainval_merged.json`` -> MMSegmentation's converted layout.
+
+    Writes ``VOCdevkit/VOC2010/SegmentationClassContext/<id>.png`` (0 background, 1..59) and
+    ``ImageSets/SegmentationContext/{train,val}.txt`` as MMSegmentation's converter does with the
+    PASCAL in Detail API: per image, every segmentation annotation is decoded (COCO RLE) and
+    painted with its category id in file order; the ids are then mapped through
+    :data:`PASCAL_CONTEXT_DETAIL_IDS`. A category outside it stops the step naming the image.
+    """
+    from PIL import Image
+    from pycocotools import mask as mask_utils
+
+    folder = Path(folder)
+    json_file = _only(folder, "trainval_merged.json", "PASCAL in Detail's annotations")
+    voc = _only(folder, "VOC2010", "the VOC 2010 folder")
+    try:
+        data = json.loads(json_file.read_text())
+        images = {img["image_id"]: img for img in data["images"] if img.get("phase") in ("train", "val")}
+        by_image: dict[int, list[dict]] = {}
+        for ann in data["annos_segmentation"]:
+            if ann["image_id"] in images:
+                by_image.setdefault(ann["image_id"], []).append(ann)
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise HRNetError(f"{json_file}: not PASCAL in Detail's trainval_merged.json: {exc}") from None
+    keys = np.asarray(PASCAL_CONTEXT_DETAIL_IDS)
+    out = voc / "SegmentationClassContext"
+    out.mkdir(parents=True, exist_ok=True)
+    splits: dict[str, list[str]] = {"train": [], "val": []}
+    for image_id, img in sorted(images.items()):
+        mask = np.zeros((img["height"], img["width"]), np.int64)
+        for ann in by_image.get(image_id, []):
+            mask[mask_utils.decode(ann["segmentation"]) != 0] = ann["category_id"]
+        unknown = np.setdiff1d(np.unique(mask), keys)
+        if unknown.size:
+            raise HRNetError(
+                f"{json_file}: {img['file_name']}: categories outside the 59-class setting: "
+                f"{unknown[:5].tolist()}"
+            )
+        label = np.searchsorted(keys, mask).astype(np.uint8)
+        stem = Path(img["file_name"]).stem
+        Image.fromarray(label, mode="L").save(out / f"{stem}.png")
+        splits[img["phase"]].append(stem)
+    sets = voc / "ImageSets" / "SegmentationContext"
+    sets.mkdir(parents=True, exist_ok=True)
+    for split, stems in splits.items():
+        (sets / f"{split}.txt").write_text("".join(f"{stem}\n" for stem in stems))
+
+
+def _read_cofw_mat(path: Path, images_key: str, points_key: str) -> tuple[list[np.ndarray], np.ndarray]:
+    """The images (``[H, W]`` or ``[H, W, 3]`` uint8) and ``[N, 87]`` points of a COFW ``.mat``.
+
+    MATLAB 5 files are read with scipy; the published colour files are MATLAB 7.3 (HDF5) and
+    need h5py.
+    """
+    from scipy.io import loadmat
+
+    try:
+        mat = loadmat(path)
+        return [np.asarray(cell) for cell in mat[images_key].ravel()], np.asarray(mat[points_key], float)
+    except NotImplementedError:  # MATLAB 7.3
+        pass
+    except KeyError as exc:
+        raise HRNetError(f"{path}: no {exc} in the COFW file") from None
+    try:
+        import h5py
+    except ImportError:
+        raise HRNetError(f"{path}: a MATLAB 7.3 (HDF5) file: install h5py to convert it") from None
+    with h5py.File(path, "r") as mat:
+        # HDF5 stores MATLAB arrays transposed: images as [3, W, H], points as [87, N]
+        images = [np.asarray(mat[ref]).T for ref in np.asarray(mat[images_key]).ravel()]
+        return images, np.asarray(mat[points_key], float).T
+
+
+def prepare_cofw(folder: Path) -> None:
+    """``COFW_{train,test}_color.mat`` -> ``images/<split>/<n>.png`` and ``cofw_<split>.csv``.
+
+    HRNet-Facial-Landmark-Detection reads the ``.mat`` files (``IsTr``/``phisTr``,
+    ``IsT``/``phisT``: 29 x, 29 y, 29 occlusion flags per face) and takes the centre and scale
+    from the points' box; the CSV written here holds the same (scale = longest side / 200,
+    before the 1.25 padding the reader applies).
+    """
+    from PIL import Image
+
+    folder = Path(folder)
+    header = ["image_name", "scale", "center_w", "center_h"] + [f"{a}{i}" for i in range(29) for a in "xy"]
+    for split, images_key, points_key in (("train", "IsTr", "phisTr"), ("test", "IsT", "phisT")):
+        mat = _only(folder, f"COFW_{split}_color.mat", f"the COFW {split} file")
+        images, phis = _read_cofw_mat(mat, images_key, points_key)
+        if phis.ndim != 2 or phis.shape[1] < 58 or len(phis) != len(images):
+            raise HRNetError(f"{mat}: {len(images)} images but points of shape {phis.shape}")
+        rows = []
+        for n, (image, phi) in enumerate(zip(images, phis), start=1):
+            name = f"images/{split}/{n}.png"
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.asarray(image, np.uint8)).save(folder / name)
+            points = np.stack([phi[:29], phi[29:58]], axis=1)
+            (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+            scale = max(x1 - x0, y1 - y0) / 200.0
+            rows.append([name, f"{scale:.6f}", f"{(x0 + x1) / 2:.3f}", f"{(y0 + y1) / 2:.3f}",
+                         *(f"{v:.3f}" for v in points.reshape(-1))])  # fmt: skip
+        with (folder / f"cofw_{split}.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(rows)

@@ -26,6 +26,16 @@ from hrnet.errors import HRNetError
 __all__ = ["CocoDetection", "CocoKeypoints", "load_coco"]
 
 
+def coco_image_folder(root: str | Path, split: str) -> Path:
+    """The image folder of a COCO split: ``<root>/<split>`` as the published zips unpack
+    (``train2017/``, ``val2017/``), or ``<root>/images/<split>`` (the embedded sets)."""
+    root = Path(root)
+    for candidate in (root / "images" / split, root / split):
+        if candidate.is_dir():
+            return candidate
+    return root / split
+
+
 def load_coco(ann_file: str | Path, *, keypoints: bool = False) -> Any:
     """Load and check a COCO annotation file; return a ``pycocotools.coco.COCO`` index.
 
@@ -224,9 +234,9 @@ class CocoKeypoints(Dataset):
     Boxes come from the ground truth (non-crowd person annotations whose box has an area) or,
     for evaluation, from a detection results file (``detections``: a COCO results JSON list of
     ``{"image_id", "category_id", "bbox", "score"}``; person boxes with ``score >= min_score``).
-    A box becomes ``center`` (pixels) and ``scale`` (in units of 200 px, PE's convention; see
-    :func:`hrnet.pose_utils.box_to_center_scale`) grown to the aspect ratio of ``input_size``
-    and padded by 1.25.
+    A box becomes ``center`` (pixels) and ``scale`` (in units of 200 px, the convention of
+    deep-high-resolution-net.pytorch; see :func:`hrnet.ops.keypoints.box_to_center_scale`) grown
+    to the aspect ratio of ``input_size`` and padded by 1.25.
 
     Items are ``(image, target)``. Without ``transforms``: the whole image (``tv_tensors.Image``
     uint8 ``[3, H, W]``) and ``target`` = ``{"keypoints" float32 [K, 3] (x, y, v) in image
@@ -257,7 +267,7 @@ class CocoKeypoints(Dataset):
         min_score: float = 0.0,
         skip_invisible: bool = True,
     ) -> None:
-        from hrnet.pose_utils import box_to_center_scale
+        from hrnet.ops.keypoints import box_to_center_scale
 
         self.image_dir = Path(image_dir)
         self.ann_file = Path(ann_file)

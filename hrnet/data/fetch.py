@@ -114,12 +114,21 @@ class RemoteFile:
         checksum: the published digest, or ``None`` when none is published (the fetch then
             computes a sha256 and records it in ``.fetched.json``: trust on first use).
         extract: unpack the archive into the dataset folder (else the file is copied there).
+        extract_to: a sub-folder of the dataset folder to unpack (or copy) into, for archives
+            published without a top-level folder (iBUG's ``helen.zip`` holds ``trainset/`` and
+            ``testset/``); empty: the dataset folder itself.
     """
 
     url: str
     filename: str
     checksum: Checksum | None = None
     extract: bool = True
+    extract_to: str = ""
+
+    def __post_init__(self) -> None:
+        parts = PurePosixPath(self.extract_to).parts
+        if self.extract_to and (PurePosixPath(self.extract_to).is_absolute() or ".." in parts):
+            raise HRNetError(f"{self.filename}: extract_to {self.extract_to!r} must be a relative sub-folder")
 
     @property
     def is_archive(self) -> bool:
@@ -473,13 +482,16 @@ def fetch_files(
     retry: RetryPolicy = RetryPolicy(),
     timeout: float = 60.0,
     sleep: Callable[[float], None] = time.sleep,
+    prepare: Callable[[Path], None] | None = None,
 ) -> FetchResult:
     """Downloads ``files``, verifies them, extracts archives and publishes ``out/name``.
 
     The folder appears complete, with ``.fetched.json`` (dataset, per file: source, filename,
     checksum and whether it was verified against a published one, time), or not at all.
     Downloads are cached in ``out/.downloads`` until the publish succeeds (kept afterwards only
-    with ``keep_archives``), so an interrupted fetch resumes.
+    with ``keep_archives``), so an interrupted fetch resumes. ``prepare`` is called with the
+    extracted (not yet published) folder to bring it into the layout the readers read (the
+    catalogue's :attr:`~hrnet.data.catalog.Dataset.prepare`); an error there publishes nothing.
     """
     if not files:
         raise HRNetError(f"{name}: nothing to fetch")
@@ -540,10 +552,14 @@ def fetch_files(
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=out))
     try:
         for remote, local in zip(files, local_files):
+            target = staging / remote.extract_to if remote.extract_to else staging
             if remote.extract and remote.is_archive:
-                safe_extract(local, staging)
+                safe_extract(local, target)
             else:
-                shutil.copyfile(local, staging / remote.filename)
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(local, target / remote.filename)
+        if prepare is not None:
+            prepare(staging)
         manifest = {
             "dataset": name,
             "files": records,

@@ -9,10 +9,33 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from hrnet.data.io import IMAGE_EXTENSIONS, read_image
+from hrnet.data.io import DataFileError, image_files, read_image
 from hrnet.errors import HRNetError
 
-__all__ = ["ImageFolderDataset"]
+__all__ = ["ImageFolderDataset", "imagefolder_files"]
+
+
+def imagefolder_files(root: str | Path, split: str) -> tuple[list[str], list[tuple[Path, int]]]:
+    """The file index of ``root/split``: the class names and the ``(image, label)`` samples.
+
+    Classes are the sorted sub-folder names (hidden ones skipped), labels their positions; the
+    samples of a class are its image files at any depth, sorted (see
+    :func:`hrnet.data.io.image_files`). :class:`ImageFolderDataset` reads exactly these and the
+    ``imagefolder`` validator validates exactly these.
+
+    Raises:
+        DataFileError: ``root/split`` is not a folder (reason ``split folder not found``).
+    """
+    folder = Path(root) / split
+    if not folder.is_dir():
+        raise DataFileError(folder, "split folder not found")
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    samples = [
+        (path, label)
+        for label, name in enumerate(classes)
+        for path in image_files(folder / name, recursive=True)
+    ]
+    return classes, samples
 
 
 class ImageFolderDataset(Dataset):
@@ -46,26 +69,11 @@ class ImageFolderDataset(Dataset):
         self.root = Path(root)
         self.split = split
         self.transforms = transforms
+        self.classes, self.samples = imagefolder_files(self.root, split)
         folder = self.root / split
-        if not folder.is_dir():
-            raise HRNetError(
-                f"{folder}: split folder not found (expected {self.root}/<split>/<class>/<image>)"
-            )
-        self.classes: list[str] = sorted(
-            p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
-        )
         if not self.classes:
             raise HRNetError(f"{folder}: no class folders")
         self.class_to_idx: dict[str, int] = {c: i for i, c in enumerate(self.classes)}
-        self.samples: list[tuple[Path, int]] = []
-        for cls in self.classes:
-            for path in sorted((folder / cls).rglob("*")):
-                if (
-                    path.suffix.lower() in IMAGE_EXTENSIONS
-                    and not path.name.startswith(".")
-                    and path.is_file()
-                ):
-                    self.samples.append((path, self.class_to_idx[cls]))
         if not self.samples:
             raise HRNetError(f"{folder}: no images in the class folders")
 

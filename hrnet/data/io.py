@@ -26,7 +26,9 @@ if TYPE_CHECKING:  # torch is imported by the readers that decode to tensors, no
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "DataFileError",
     "atomic_directory",
+    "image_files",
     "load_json",
     "open_image",
     "read_image",
@@ -52,6 +54,35 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (
 
 def _where(path: Path, record: str | None) -> str:
     return f"{path} ({record})" if record else str(path)
+
+
+class DataFileError(HRNetError):
+    """A reader's input is missing or malformed: the file, the record in it and the reason.
+
+    The three parts are kept apart so that the validators (:mod:`hrnet.data.validation`) report
+    the very error a reader raises as one ``{file, record, reason}`` record. The message is
+    ``"<path>: <reason>"`` or ``"<path>: <record>: <reason>"``.
+    """
+
+    def __init__(self, path: str | Path, reason: str, *, record: str | None = None) -> None:
+        self.path, self.reason, self.record = Path(path), reason, record
+        super().__init__(f"{path}: {record}: {reason}" if record else f"{path}: {reason}")
+
+
+def image_files(folder: Path, *, recursive: bool = False) -> list[Path]:
+    """The image files in ``folder`` (below it too with ``recursive``), sorted by path.
+
+    Files whose names do not end in one of :data:`IMAGE_EXTENSIONS` are skipped, and so are
+    hidden files and everything inside hidden folders (names starting with ``.``).
+    """
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(
+        path
+        for path in found
+        if path.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+        and path.is_file()
+    )
 
 
 def open_image(path: str | Path, *, record: str | None = None) -> Image.Image:
@@ -191,7 +222,11 @@ def atomic_directory(target: str | Path, *, force: bool = False) -> Iterator[Pat
 
 
 def read_split_file(path: Path) -> list[str]:
-    """Names listed one per line in an ``ImageSets`` split file."""
+    """Names listed one per line in an ``ImageSets`` split file (the first word of each line).
+
+    Raises:
+        DataFileError: the file is missing (reason ``split file not found``).
+    """
     if not path.is_file():
-        raise HRNetError(f"{path}: split file not found")
+        raise DataFileError(path, "split file not found")
     return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]

@@ -1,30 +1,46 @@
 """Facial landmark datasets: 300W (68 points), WFLW (98), COFW (29).
 
 Every face becomes ``center`` (pixels) and ``scale`` (units of 200 px, the pose convention of
-:mod:`hrnet.pose_utils`) as in the HRNet facial landmark code (FL): the box of the points (300W),
+:mod:`hrnet.ops.keypoints`) as in HRNet-Facial-Landmark-Detection: the box of the points (300W),
 the given face rectangle (WFLW) or the given centre/scale (CSV), with ``scale`` = longest
 side / 200, then enlarged 1.25x. NME normalises by the inter-ocular distance (outer eye
 corners): points 36/45 (300W), 60/72 (WFLW), 8/9 (COFW), 0-based.
 
 Layouts read:
 
-- 300W (:class:`Face300W`): the official folders with ``<name>.pts`` next to ``<name>.jpg``/
-  ``.png``; a split is the folder ``root/<split>`` when it exists (the embedded ``faces`` set:
-  ``train/``, ``val/``), otherwise ``train`` (afw, helen/trainset, lfpw/trainset), ``common``
-  (helen/testset, lfpw/testset), ``challenging`` (ibug) or ``full`` (common + challenging).
+- 300W (:class:`Face300W`): the official iBUG folders with ``<name>.pts`` next to
+  ``<name>.jpg``/``.png``; ``root`` holds ``afw/``, ``helen/``, ``lfpw/`` and ``ibug/`` (what
+  HRNet-Facial-Landmark-Detection calls ``data/300w/images``). A split is the folder
+  ``root/<split>`` when it exists (the embedded ``faces`` set: ``train/``, ``val/``), otherwise
+  one of the splits of HRNet-Facial-Landmark-Detection's 300W lists: ``train``
+  (``face_landmarks_300w_train.csv``: afw, helen/trainset, lfpw/trainset, the 3,148 training
+  faces of the 300W protocol), ``common`` (``..._valid_common.csv``: helen/testset,
+  lfpw/testset), ``challenging`` (``..._valid_challenge.csv``: ibug) or ``full``
+  (``..._valid.csv``, common + challenging: the set its 300W experiment tests on). Any other
+  name is read as the folder ``root/<split>``.
 - WFLW (:class:`WFLW`): ``WFLW_annotations/list_98pt_rect_attr_train_test/
   list_98pt_rect_attr_{train,test}.txt`` (196 coordinates, face box x_min y_min x_max y_max,
   6 attribute flags, image path) with images under ``WFLW_images/``.
-- COFW (:class:`COFW`): the original is a MATLAB file; we read it converted to FL's CSV layout:
-  ``root/cofw_{train,test}.csv`` with a header and rows ``image_name, scale, center_w,
-  center_h, x0, y0, ..., x28, y28`` (image path relative to ``root``). :class:`LandmarkCSV` reads
-  the same layout for any point count (FL ships 300W and WFLW in it too).
+- COFW (:class:`COFW`): the original is a MATLAB file; we read it converted to
+  HRNet-Facial-Landmark-Detection's CSV layout: ``root/cofw_{train,test}.csv`` with a header and
+  rows ``image_name, scale, center_w, center_h, x0, y0, ..., x28, y28`` (image path relative to
+  ``root``). :class:`LandmarkCSV` reads the same layout for any point count
+  (HRNet-Facial-Landmark-Detection ships 300W and WFLW in it too).
+
+The file index of each layout -- which faces a split holds, with their images and points -- is
+a function (:func:`face300w_faces`, :func:`wflw_faces`, :func:`landmark_csv_faces`,
+:func:`cofw_faces`) returning the :class:`FaceRecord` of every face and the
+:class:`~hrnet.data.io.DataFileError` of every record that does not parse. The readers raise the
+first error; the validators of :mod:`hrnet.data.validation.landmarks` report them all and
+validate exactly the faces the readers read.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +48,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hrnet.data.io import IMAGE_EXTENSIONS, read_image
+from hrnet.data.io import IMAGE_EXTENSIONS, DataFileError, read_image
 from hrnet.errors import HRNetError
 
 __all__ = [
@@ -42,9 +58,14 @@ __all__ = [
     "WFLW",
     "WFLW_FLIP_PAIRS",
     "Face300W",
+    "FaceRecord",
     "LandmarkCSV",
     "LandmarkDataset",
+    "cofw_faces",
+    "face300w_faces",
+    "landmark_csv_faces",
     "read_pts",
+    "wflw_faces",
     "write_pts",
 ]
 
@@ -84,37 +105,65 @@ _SCALE_PADDING = 1.25
 def read_pts(path: str | Path) -> np.ndarray:
     """Read an iBUG ``.pts`` file (``version: 1``, ``n_points: N``, ``{ x y ... }``) as ``[N, 2]``.
 
-    Coordinates are returned as stored.
+    Coordinates are returned as stored. The one ``.pts`` parser: the 300W reader and the
+    ``landmarks_300w`` validator both use it.
 
     Raises:
-        HRNetError: missing file, malformed header, or a point count that differs from ``n_points``.
+        DataFileError: missing or non-text file, malformed header or point line, or a point
+            count that differs from ``n_points``.
     """
     path = Path(path)
     try:
         lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     except FileNotFoundError:
-        raise HRNetError(f"{path}: landmark file not found") from None
+        raise DataFileError(path, "landmark file not found") from None
     except UnicodeDecodeError:
-        raise HRNetError(f"{path}: not a text .pts file") from None
+        raise DataFileError(path, "not a text .pts file") from None
+    except OSError as exc:
+        raise DataFileError(path, f"cannot read: {exc}") from None
     try:
-        header = dict(line.split(":", 1) for line in lines[: lines.index("{")])
+        start, end = lines.index("{"), lines.index("}")
+        header = dict(line.split(":", 1) for line in lines[:start])
         count = int(header["n_points"])
-        points = np.array(
-            [[float(v) for v in line.split()] for line in lines[lines.index("{") + 1 : lines.index("}")]]
-        )
+        rows = [[float(v) for v in line.split()] for line in lines[start + 1 : end]]
     except (ValueError, KeyError):
-        raise HRNetError(
-            f"{path}: malformed .pts file (expected n_points and a {{ ... }} block of x y)"
+        raise DataFileError(
+            path, "malformed .pts file (expected n_points and a { ... } block of x y)"
         ) from None
-    if points.shape != (count, 2):
-        raise HRNetError(f"{path}: n_points is {count} but {len(points)} points are listed")
-    return points
+    if any(len(row) != 2 or not all(map(math.isfinite, row)) for row in rows):
+        raise DataFileError(path, "malformed .pts file (a point line is not two finite numbers)")
+    if len(rows) != count:
+        raise DataFileError(path, f"n_points is {count} but {len(rows)} points are listed")
+    return np.array(rows, dtype=np.float64).reshape(count, 2)
 
 
 def write_pts(path: str | Path, points: np.ndarray) -> None:
     """Write ``points [N, 2]`` as an iBUG ``.pts`` file (two decimals)."""
     body = "\n".join(f"{x:.2f} {y:.2f}" for x, y in np.asarray(points))
     Path(path).write_text(f"version: 1\nn_points:  {len(points)}\n{{\n{body}\n}}\n")
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """One face of a split's file index.
+
+    ``source`` is the annotation file and ``record`` the face in it (``line N``; ``None`` when
+    the file holds this one face, as a ``.pts`` does). ``image`` is ``None`` when no image was
+    found (a ``.pts`` without a same-named image beside it). ``points`` ``[K, 2]`` as stored;
+    ``center`` (pixels) and ``scale`` (200 px units, 1.25x padded) as in the module docstring;
+    ``attributes`` the six WFLW flags (empty elsewhere).
+    """
+
+    source: Path
+    record: str | None
+    image: Path | None
+    points: np.ndarray
+    center: np.ndarray
+    scale: float
+    attributes: tuple[int, ...] = ()
+
+
+FaceIndex = tuple[list[FaceRecord], list[DataFileError]]
 
 
 class LandmarkDataset(Dataset):
@@ -178,6 +227,17 @@ class LandmarkDataset(Dataset):
         return f"{type(self).__name__}(faces={len(self)}, points={self.num_points})"
 
 
+def _records(index: FaceIndex) -> list[tuple[Path, np.ndarray, np.ndarray, float]]:
+    """The reader's records of a file index; raises the first error of the index."""
+    faces, errors = index
+    if errors:
+        raise errors[0]
+    for face in faces:
+        if face.image is None:
+            raise HRNetError(f"{face.source}: no image with the same name beside it")
+    return [(face.image, face.points, face.center, face.scale) for face in faces]
+
+
 def _box_center_scale(x0: float, y0: float, x1: float, y1: float) -> tuple[np.ndarray, float]:
     center = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
     return center, max(x1 - x0, y1 - y0) / _PIXEL_STD * _SCALE_PADDING
@@ -194,8 +254,41 @@ _300W_SPLITS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _300w_folders(root: Path, split: str) -> list[Path]:
+    if (root / split).is_dir():  # a plain split folder (the embedded set) takes precedence
+        return [root / split]
+    return [root / sub for sub in _300W_SPLITS.get(split, (split,))]
+
+
+def face300w_faces(root: str | Path, split: str) -> FaceIndex:
+    """The faces of a 300W split (module docstring): every ``.pts`` below the split's folders,
+    sorted per folder, with the same-named image beside it (``.jpg``, ``.png``, ...).
+
+    Raises:
+        DataFileError: a folder of the split is missing.
+    """
+    root = Path(root)
+    faces, errors = [], []
+    for folder in _300w_folders(root, split):
+        if not folder.is_dir():
+            raise DataFileError(folder, f"folder of 300W split {split!r} not found")
+        for pts in sorted(folder.rglob("*.pts")):
+            image = next(
+                (pts.with_suffix(ext) for ext in IMAGE_EXTENSIONS if pts.with_suffix(ext).is_file()), None
+            )
+            try:
+                points = read_pts(pts)
+            except DataFileError as exc:
+                errors.append(exc)
+                continue
+            box = (*points.min(axis=0), *points.max(axis=0)) if len(points) else (0.0, 0.0, 0.0, 0.0)
+            faces.append(FaceRecord(pts, None, image, points, *_box_center_scale(*box)))
+    return faces, errors
+
+
 class Face300W(LandmarkDataset):
-    """300W (68 points): ``.pts`` files beside their images (see the module docstring for splits)."""
+    """300W (68 points): ``.pts`` files beside their images (:func:`face300w_faces`; see the
+    module docstring for the splits)."""
 
     def __init__(
         self,
@@ -204,24 +297,7 @@ class Face300W(LandmarkDataset):
         *,
         transforms: Callable[[Any, dict], tuple[Any, dict]] | None = None,
     ) -> None:
-        root = Path(root)
-        if (root / split).is_dir():  # a plain split folder (the embedded set) takes precedence
-            folders = [root / split]
-        else:
-            folders = [root / sub for sub in _300W_SPLITS.get(split, (split,))]
-        records = []
-        for folder in folders:
-            if not folder.is_dir():
-                raise HRNetError(f"{folder}: folder of 300W split {split!r} not found")
-            for pts in sorted(folder.rglob("*.pts")):
-                image = next(
-                    (pts.with_suffix(ext) for ext in IMAGE_EXTENSIONS if pts.with_suffix(ext).is_file()), None
-                )
-                if image is None:
-                    raise HRNetError(f"{pts}: no image with the same name beside it")
-                points = read_pts(pts)
-                center, scale = _box_center_scale(*points.min(axis=0), *points.max(axis=0))
-                records.append((image, points, center, scale))
+        records = _records(face300w_faces(root, split))
         super().__init__(records, transforms=transforms, where=f"{root} ({split})")
 
 
@@ -229,8 +305,59 @@ class Face300W(LandmarkDataset):
 # WFLW
 
 
+WFLW_NUM_POINTS = 98
+
+
+def wflw_annotation_file(root: str | Path, split: str) -> Path:
+    """``root/WFLW_annotations/list_98pt_rect_attr_train_test/list_98pt_rect_attr_<split>.txt``."""
+    lists = Path(root) / "WFLW_annotations" / "list_98pt_rect_attr_train_test"
+    return lists / f"list_98pt_rect_attr_{split}.txt"
+
+
+def wflw_faces(root: str | Path, split: str, *, num_points: int | None = WFLW_NUM_POINTS) -> FaceIndex:
+    """The faces of a WFLW annotation list, one per non-empty line: ``2K`` coordinates, the face
+    box (x_min y_min x_max y_max), six attribute flags and the image path under ``WFLW_images/``.
+
+    ``num_points`` is ``K`` (98); with ``None`` any ``K`` is accepted, so that a validator can
+    report a wrong landmark count as such. A line with the wrong number of fields or a
+    non-numeric value is an error naming the line.
+
+    Raises:
+        DataFileError: the annotation list is missing.
+    """
+    root = Path(root)
+    ann = wflw_annotation_file(root, split)
+    if not ann.is_file():
+        raise DataFileError(ann, "WFLW annotation list not found")
+    faces, errors = [], []
+    for lineno, line in enumerate(ann.read_text().splitlines(), start=1):
+        fields, record = line.split(), f"line {lineno}"
+        if not fields:
+            continue
+        n = len(fields)
+        if num_points is None and (n < 11 or (n - 11) % 2):
+            errors.append(DataFileError(ann, f"{n} fields, expected 2K + 11", record=record))
+            continue
+        if num_points is not None and n != 2 * num_points + 11:
+            errors.append(DataFileError(ann, f"{n} fields, expected {2 * num_points + 11}", record=record))
+            continue
+        try:
+            values = [float(v) for v in fields[:-1]]
+        except ValueError:
+            errors.append(DataFileError(ann, "non-numeric coordinate or flag", record=record))
+            continue
+        points = np.array(values[:-10]).reshape(-1, 2)
+        center, scale = _box_center_scale(*values[-10:-6])
+        attributes = tuple(int(v) for v in values[-6:])
+        faces.append(
+            FaceRecord(ann, record, root / "WFLW_images" / fields[-1], points, center, scale, attributes)
+        )
+    return faces, errors
+
+
 class WFLW(LandmarkDataset):
-    """WFLW (98 points) from its official annotation lists; ``split`` is ``train`` or ``test``.
+    """WFLW (98 points) from its official annotation lists (:func:`wflw_faces`); ``split`` is
+    ``train`` or ``test``.
 
     ``attributes`` holds each face's six 0/1 flags (pose, expression, illumination, make-up,
     occlusion, blur) for the subset NMEs.
@@ -243,39 +370,63 @@ class WFLW(LandmarkDataset):
         *,
         transforms: Callable[[Any, dict], tuple[Any, dict]] | None = None,
     ) -> None:
-        root = Path(root)
-        ann = (
-            root / "WFLW_annotations" / "list_98pt_rect_attr_train_test" / f"list_98pt_rect_attr_{split}.txt"
-        )
-        if not ann.is_file():
-            raise HRNetError(f"{ann}: WFLW annotation list not found")
-        records, attributes = [], []
-        for lineno, line in enumerate(ann.read_text().splitlines(), start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 196 + 4 + 6 + 1:
-                raise HRNetError(f"{ann}: line {lineno}: {len(fields)} fields, expected 207")
-            try:
-                values = [float(v) for v in fields[:206]]
-            except ValueError:
-                raise HRNetError(f"{ann}: line {lineno}: non-numeric coordinate or flag") from None
-            points = np.array(values[:196]).reshape(98, 2)
-            center, scale = _box_center_scale(*values[196:200])
-            records.append((root / "WFLW_images" / fields[206], points, center, scale))
-            attributes.append([int(v) for v in values[200:206]])
-        self.attributes = np.array(attributes, dtype=np.int64).reshape(-1, 6)
-        super().__init__(records, transforms=transforms, where=str(ann))
+        index = wflw_faces(root, split)
+        records = _records(index)
+        self.attributes = np.array([face.attributes for face in index[0]], dtype=np.int64).reshape(-1, 6)
+        super().__init__(records, transforms=transforms, where=str(wflw_annotation_file(root, split)))
 
 
 # --------------------------------------------------------------------------------------------
-# CSV (FL's layout) and COFW
+# CSV (HRNet-Facial-Landmark-Detection's layout) and COFW
+
+
+def landmark_csv_faces(root: str | Path, csv_file: str | Path) -> FaceIndex:
+    """The faces of a landmark CSV (HRNet-Facial-Landmark-Detection's layout): a header, then
+    one face per non-empty row ``image_name, scale, center_w, center_h, x0, y0, ...`` with the
+    image path relative to ``root`` and ``scale`` in 200 px units before the 1.25 padding (which
+    is applied here, as HRNet-Facial-Landmark-Detection does). A row with a non-numeric or
+    missing value or an odd number of coordinates is an error naming the line.
+
+    Raises:
+        DataFileError: the CSV is missing.
+    """
+    root, csv_file = Path(root), Path(csv_file)
+    if not csv_file.is_file():
+        raise DataFileError(csv_file, "landmark CSV not found")
+    with csv_file.open(newline="") as f:
+        rows = list(csv.reader(f))
+    faces, errors = [], []
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        record = f"line {lineno}"
+        try:
+            scale, cx, cy = float(row[1]), float(row[2]), float(row[3])
+            coords = [float(v) for v in row[4:]]
+        except (ValueError, IndexError):
+            errors.append(DataFileError(csv_file, "non-numeric or missing value", record=record))
+            continue
+        if len(coords) % 2:
+            errors.append(DataFileError(csv_file, "odd number of coordinates", record=record))
+            continue
+        points = np.array(coords).reshape(-1, 2)
+        faces.append(
+            FaceRecord(csv_file, record, root / row[0], points, np.array([cx, cy]), scale * _SCALE_PADDING)
+        )
+    return faces, errors
+
+
+def cofw_faces(root: str | Path, split: str) -> FaceIndex:
+    """The faces of ``root/cofw_<split>.csv`` (:func:`landmark_csv_faces`)."""
+    return landmark_csv_faces(root, Path(root) / f"cofw_{split}.csv")
 
 
 class LandmarkCSV(LandmarkDataset):
-    """FL's CSV layout: header, then ``image_name, scale, center_w, center_h, x0, y0, ...``.
+    """HRNet-Facial-Landmark-Detection's CSV layout (:func:`landmark_csv_faces`): a header, then
+    ``image_name, scale, center_w, center_h, x0, y0, ...``.
 
-    ``scale`` is in 200 px units before the 1.25 padding (which this reader applies, as FL does).
+    ``scale`` is in 200 px units before the 1.25 padding (which this reader applies, as
+    HRNet-Facial-Landmark-Detection does).
     """
 
     def __init__(
@@ -285,28 +436,13 @@ class LandmarkCSV(LandmarkDataset):
         *,
         transforms: Callable[[Any, dict], tuple[Any, dict]] | None = None,
     ) -> None:
-        root, csv_file = Path(root), Path(csv_file)
-        if not csv_file.is_file():
-            raise HRNetError(f"{csv_file}: landmark CSV not found")
-        records = []
-        with csv_file.open(newline="") as f:
-            rows = list(csv.reader(f))
-        for lineno, row in enumerate(rows[1:], start=2):
-            if not row:
-                continue
-            try:
-                scale, cx, cy, *coords = (float(v) for v in row[1:])
-            except ValueError:
-                raise HRNetError(f"{csv_file}: line {lineno}: non-numeric value") from None
-            if len(coords) % 2:
-                raise HRNetError(f"{csv_file}: line {lineno}: odd number of coordinates")
-            points = np.array(coords).reshape(-1, 2)
-            records.append((root / row[0], points, np.array([cx, cy]), scale * _SCALE_PADDING))
+        records = _records(landmark_csv_faces(root, csv_file))
         super().__init__(records, transforms=transforms, where=str(csv_file))
 
 
 class COFW(LandmarkCSV):
-    """COFW (29 points) converted to FL's CSV layout: ``root/cofw_{train,test}.csv``."""
+    """COFW (29 points) converted to HRNet-Facial-Landmark-Detection's CSV layout:
+    ``root/cofw_{train,test}.csv`` (:func:`cofw_faces`)."""
 
     def __init__(
         self,

@@ -14,6 +14,12 @@ ADE20K            0 (other) -> 255, k -> k - 1 ("reduce zero label")           1
 PascalVOC         0..20 kept, 255 (object boundary in SegmentationClass) kept  21
 PascalContext     0 (background) -> 255, k -> k - 1 (the 59-class setting)     59
 ================  ==========================================================  =========
+
+Each layout's file index -- which ``(image, label map)`` pairs a split holds -- is a function
+(:func:`mask_folder_files`, :func:`cityscapes_files`, :func:`ade20k_files`, :func:`voc_files`,
+:func:`pascal_context_files`) that the reader and the matching validator of
+:mod:`hrnet.data.validation.segmentation` both use. It lists the label map each image should
+have without checking that it exists: the readers refuse a missing one, the validators report it.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hrnet.data.io import read_image, read_label_map, read_split_file
+from hrnet.data.io import DataFileError, image_files, read_image, read_label_map, read_split_file
 from hrnet.errors import HRNetError
 
 __all__ = [
@@ -40,8 +46,15 @@ __all__ = [
     "PascalContext",
     "PascalVOC",
     "SegmentationDataset",
+    "ade20k_files",
+    "cityscapes_files",
+    "mask_folder_files",
+    "pascal_context_files",
     "reduce_zero_label_lut",
+    "voc_files",
 ]
+
+Pairs = list[tuple[Path, Path]]
 
 IGNORE_INDEX = 255
 
@@ -128,38 +141,39 @@ class SegmentationDataset(Dataset):
         return f"{type(self).__name__}(samples={len(self)}, classes={self.num_classes})"
 
 
-def _pairs_by_stem(
-    image_dir: Path,
-    mask_dir: Path,
-    *,
-    image_suffix: str,
-    mask_suffix: str,
-    stems: Sequence[str] | None = None,
-) -> list[tuple[Path, Path]]:
-    """Pairs ``image_dir/<stem><image_suffix>`` with ``mask_dir/<stem><mask_suffix>``.
-
-    Without ``stems`` every image in ``image_dir`` is used. A missing label map is an error.
-    """
-    for folder in (image_dir, mask_dir):
-        if not folder.is_dir():
-            raise HRNetError(f"{folder}: folder not found")
-    if stems is None:
-        stems = sorted(p.name[: -len(image_suffix)] for p in image_dir.glob(f"*{image_suffix}"))
-    pairs = []
-    for stem in stems:
-        image, mask = image_dir / f"{stem}{image_suffix}", mask_dir / f"{stem}{mask_suffix}"
+def _require_label_maps(pairs: Pairs) -> Pairs:
+    """The pairs of a file index, refusing the first image whose label map is missing."""
+    for image, mask in pairs:
         if not mask.is_file():
             raise HRNetError(f"{mask}: label map of {image.name} not found")
-        pairs.append((image, mask))
     return pairs
+
+
+def _listed_pairs(split_file: Path, image_dir: Path, mask_dir: Path) -> Pairs:
+    """VOC-style layouts: the split file lists the ids; ``<id>.jpg`` pairs with ``<id>.png``."""
+    return [(image_dir / f"{i}.jpg", mask_dir / f"{i}.png") for i in read_split_file(split_file)]
 
 
 # --------------------------------------------------------------------------------------------
 # the embedded mask folders
 
 
+def mask_folder_files(image_dir: str | Path, mask_dir: str | Path) -> Pairs:
+    """Every image file directly in ``image_dir`` (hidden files skipped, sorted) with
+    ``mask_dir/<stem>.png``.
+
+    Raises:
+        DataFileError: ``image_dir`` is not a folder (reason ``folder not found``).
+    """
+    image_dir, mask_dir = Path(image_dir), Path(mask_dir)
+    if not image_dir.is_dir():
+        raise DataFileError(image_dir, "folder not found")
+    return [(image, mask_dir / f"{image.stem}.png") for image in image_files(image_dir)]
+
+
 class MaskFolderSegmentation(SegmentationDataset):
-    """Images and same-named PNG label maps in two folders (the embedded ``shapes`` masks).
+    """Images and same-named PNG label maps in two folders (the embedded ``shapes`` masks);
+    the pairs are :func:`mask_folder_files`.
 
     Labels are used as stored: ``0..C-1`` with 255 ignored. ``classes`` defaults to
     ``background, circle, square, triangle`` (the shapes set).
@@ -173,8 +187,7 @@ class MaskFolderSegmentation(SegmentationDataset):
         classes: Sequence[str] = ("background", "circle", "square", "triangle"),
         transforms: Callable[[Any, Any], tuple[Any, Any]] | None = None,
     ) -> None:
-        image_dir, mask_dir = Path(image_dir), Path(mask_dir)
-        samples = _pairs_by_stem(image_dir, mask_dir, image_suffix=".png", mask_suffix=".png")
+        samples = _require_label_maps(mask_folder_files(image_dir, mask_dir))
         super().__init__(
             samples, classes=classes, lut=identity_lut(), transforms=transforms, where=str(image_dir)
         )
@@ -213,9 +226,28 @@ CITYSCAPES_ID_TO_TRAIN_ID: dict[int, int] = {
 }
 
 
+def cityscapes_files(root: str | Path, split: str) -> Pairs:
+    """Every ``leftImg8bit/<split>/<city>/<name>_leftImg8bit.png`` (sorted) with
+    ``gtFine/<split>/<city>/<name>_gtFine_labelIds.png``.
+
+    Raises:
+        DataFileError: ``leftImg8bit/<split>`` is not a folder (reason ``split folder not found``).
+    """
+    root = Path(root)
+    image_root, label_root = root / "leftImg8bit" / split, root / "gtFine" / split
+    if not image_root.is_dir():
+        raise DataFileError(image_root, "split folder not found")
+    suffix = "_leftImg8bit.png"
+    return [
+        (image, label_root / image.parent.name / f"{image.name.removesuffix(suffix)}_gtFine_labelIds.png")
+        for image in sorted(image_root.glob(f"*/*{suffix}"))
+    ]
+
+
 class Cityscapes(SegmentationDataset):
     """Cityscapes fine annotations: ``leftImg8bit/<split>/<city>/<name>_leftImg8bit.png`` with
-    ``gtFine/<split>/<city>/<name>_gtFine_labelIds.png``; 19 classes, labelIds mapped to trainIds.
+    ``gtFine/<split>/<city>/<name>_gtFine_labelIds.png`` (:func:`cityscapes_files`); 19 classes,
+    labelIds mapped to trainIds.
     """
 
     def __init__(
@@ -225,22 +257,16 @@ class Cityscapes(SegmentationDataset):
         *,
         transforms: Callable[[Any, Any], tuple[Any, Any]] | None = None,
     ) -> None:
-        root = Path(root)
-        image_root, label_root = root / "leftImg8bit" / split, root / "gtFine" / split
-        if not image_root.is_dir():
-            raise HRNetError(f"{image_root}: folder not found (expected the Cityscapes layout)")
-        samples = []
-        for image in sorted(image_root.glob("*/*_leftImg8bit.png")):
-            stem = image.name[: -len("_leftImg8bit.png")]
-            mask = label_root / image.parent.name / f"{stem}_gtFine_labelIds.png"
-            if not mask.is_file():
-                raise HRNetError(f"{mask}: label map of {image.name} not found")
-            samples.append((image, mask))
+        samples = _require_label_maps(cityscapes_files(root, split))
         lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
         for label_id, train_id in CITYSCAPES_ID_TO_TRAIN_ID.items():
             lut[label_id] = train_id
         super().__init__(
-            samples, classes=CITYSCAPES_CLASSES, lut=lut, transforms=transforms, where=str(image_root)
+            samples,
+            classes=CITYSCAPES_CLASSES,
+            lut=lut,
+            transforms=transforms,
+            where=str(Path(root) / "leftImg8bit" / split),
         )
 
 
@@ -248,11 +274,32 @@ class Cityscapes(SegmentationDataset):
 # ADE20K (SceneParsing / ADEChallengeData2016)
 
 
+def _ade20k_split(split: str) -> str:
+    return {"train": "training", "val": "validation"}.get(split, split)
+
+
+def ade20k_files(root: str | Path, split: str) -> Pairs:
+    """Every ``images/<split>/<stem>.jpg`` (sorted) with ``annotations/<split>/<stem>.png``;
+    ``split`` is ``training``/``validation`` (``train``/``val`` accepted).
+
+    Raises:
+        DataFileError: ``images/<split>`` is not a folder (reason ``split folder not found``).
+    """
+    root, split = Path(root), _ade20k_split(split)
+    image_dir = root / "images" / split
+    if not image_dir.is_dir():
+        raise DataFileError(image_dir, "split folder not found")
+    return [
+        (image, root / "annotations" / split / f"{image.stem}.png")
+        for image in sorted(image_dir.glob("*.jpg"))
+    ]
+
+
 class ADE20K(SegmentationDataset):
     """ADE20K scene parsing: ``ADEChallengeData2016/images/{training,validation}/*.jpg`` with
     ``annotations/{training,validation}/*.png``; 150 classes, label 0 ("other") ignored and the
     rest shifted down by one. ``root`` is the ``ADEChallengeData2016`` folder; ``split`` is
-    ``training``/``validation`` (``train``/``val`` accepted).
+    ``training``/``validation`` (``train``/``val`` accepted). The pairs are :func:`ade20k_files`.
     """
 
     def __init__(
@@ -263,10 +310,7 @@ class ADE20K(SegmentationDataset):
         transforms: Callable[[Any, Any], tuple[Any, Any]] | None = None,
     ) -> None:
         root = Path(root)
-        split = {"train": "training", "val": "validation"}.get(split, split)
-        samples = _pairs_by_stem(
-            root / "images" / split, root / "annotations" / split, image_suffix=".jpg", mask_suffix=".png"
-        )
+        samples = _require_label_maps(ade20k_files(root, split))
         classes = [f"class_{i}" for i in range(150)]  # names live in objectInfo150.csv
         info = root / "objectInfo150.csv"
         if info.is_file():
@@ -306,6 +350,19 @@ VOC_CLASSES: tuple[str, ...] = (
 )
 
 
+def voc_files(root: str | Path, split: str, *, aug: bool = False) -> Pairs:
+    """The ids of ``ImageSets/Segmentation/<split>.txt``: ``JPEGImages/<id>.jpg`` with
+    ``SegmentationClass/<id>.png`` (``SegmentationClassAug/<id>.png`` with ``aug``).
+
+    Raises:
+        DataFileError: the split file is missing (reason ``split file not found``).
+    """
+    root = Path(root)
+    mask_dir = root / ("SegmentationClassAug" if aug else "SegmentationClass")
+    split_file = root / "ImageSets" / "Segmentation" / f"{split}.txt"
+    return _listed_pairs(split_file, root / "JPEGImages", mask_dir)
+
+
 class PascalVOC(SegmentationDataset):
     """Pascal VOC 2012 segmentation, optionally with the SBD augmented labels.
 
@@ -313,7 +370,7 @@ class PascalVOC(SegmentationDataset):
     ``ImageSets/Segmentation/<split>.txt``. Label maps from ``SegmentationClass/<id>.png``
     (palette PNGs: index 0..20, 255 on object boundaries and difficult regions, ignored) or, with
     ``aug=True``, from ``SegmentationClassAug/<id>.png`` (the 10,582-image ``train_aug`` set made
-    from SBD, same values). 21 classes including background.
+    from SBD, same values). 21 classes including background. The pairs are :func:`voc_files`.
     """
 
     def __init__(
@@ -324,14 +381,9 @@ class PascalVOC(SegmentationDataset):
         aug: bool = False,
         transforms: Callable[[Any, Any], tuple[Any, Any]] | None = None,
     ) -> None:
-        root = Path(root)
-        stems = read_split_file(root / "ImageSets" / "Segmentation" / f"{split}.txt")
-        mask_dir = root / ("SegmentationClassAug" if aug else "SegmentationClass")
-        samples = _pairs_by_stem(
-            root / "JPEGImages", mask_dir, image_suffix=".jpg", mask_suffix=".png", stems=stems
-        )
+        samples = _require_label_maps(voc_files(root, split, aug=aug))
         super().__init__(
-            samples, classes=VOC_CLASSES, lut=identity_lut(), transforms=transforms, where=str(root)
+            samples, classes=VOC_CLASSES, lut=identity_lut(), transforms=transforms, where=str(Path(root))
         )
 
 
@@ -400,12 +452,29 @@ PASCAL_CONTEXT_CLASSES: tuple[str, ...] = (
 )
 
 
+def pascal_context_files(root: str | Path, split: str) -> Pairs:
+    """The ids of ``ImageSets/SegmentationContext/<split>.txt``: ``JPEGImages/<id>.jpg`` with
+    ``SegmentationClassContext/<id>.png``.
+
+    Raises:
+        DataFileError: the split file is missing (reason ``split file not found``).
+    """
+    root = Path(root)
+    split_file = root / "ImageSets" / "SegmentationContext" / f"{split}.txt"
+    return _listed_pairs(split_file, root / "JPEGImages", root / "SegmentationClassContext")
+
+
 class PascalContext(SegmentationDataset):
-    """Pascal Context, 59 classes, in the layout of MMSegmentation's converter
+    """Pascal Context in the layout of MMSegmentation's converter
     (``tools/dataset_converters/pascal_context.py``): ``root`` is ``VOCdevkit/VOC2010``, images
     ``JPEGImages/<id>.jpg``, label maps ``SegmentationClassContext/<id>.png`` with 0 =
     background and 1..59 the classes, names from ``ImageSets/SegmentationContext/<split>.txt``.
-    Background is ignored and the classes shifted to 0..58 ("reduce zero label").
+    The pairs are :func:`pascal_context_files`.
+
+    Two benchmarks read these files: 60 classes with background as class 0 (MMSegmentation's
+    ``PascalContextDataset``, ``reduce_zero_label=False``: ``background=True``), and 59 classes
+    with background ignored and the classes shifted to 0..58 (``PascalContextDataset59``, "reduce
+    zero label": the default).
     """
 
     def __init__(
@@ -414,20 +483,19 @@ class PascalContext(SegmentationDataset):
         split: str = "train",
         *,
         transforms: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+        background: bool = False,
     ) -> None:
-        root = Path(root)
-        stems = read_split_file(root / "ImageSets" / "SegmentationContext" / f"{split}.txt")
-        samples = _pairs_by_stem(
-            root / "JPEGImages",
-            root / "SegmentationClassContext",
-            image_suffix=".jpg",
-            mask_suffix=".png",
-            stems=stems,
-        )
+        samples = _require_label_maps(pascal_context_files(root, split))
+        if background:
+            lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+            lut[: len(PASCAL_CONTEXT_CLASSES) + 1] = np.arange(len(PASCAL_CONTEXT_CLASSES) + 1)
+            classes: tuple[str, ...] = ("background", *PASCAL_CONTEXT_CLASSES)
+        else:
+            lut, classes = reduce_zero_label_lut(), tuple(PASCAL_CONTEXT_CLASSES)
         super().__init__(
             samples,
-            classes=PASCAL_CONTEXT_CLASSES,
-            lut=reduce_zero_label_lut(),
+            classes=classes,
+            lut=lut,
             transforms=transforms,
-            where=str(root),
+            where=str(Path(root)),
         )

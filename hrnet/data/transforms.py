@@ -335,10 +335,11 @@ def _canvas_size(flat_inputs: list[Any]) -> tuple[int, int]:
 class TopDownTransform:
     """Top-down keypoint pipeline: affine crop of one instance, heatmap targets, normalisation.
 
-    Geometry follows the pose reference (PE) through :mod:`hrnet.pose_utils`: ``center`` in
-    pixels and ``scale`` in units of 200 px. In training, in this order: horizontal flip
-    (``flip_prob``, joints swapped by ``flip_pairs``), half-body crop (``half_body_prob`` when
-    more than ``half_body_min_joints`` joints are labelled), random scale
+    Geometry follows the pose reference (deep-high-resolution-net.pytorch) through
+    :mod:`hrnet.ops.keypoints`: ``center`` in pixels and ``scale`` in units of 200 px. In
+    training, in this order: horizontal flip (``flip_prob``, joints swapped by ``flip_pairs``),
+    half-body crop (``half_body_prob`` when more than ``half_body_min_joints`` joints are
+    labelled), random scale
     ``clip(1 + N(0, 1) * scale_factor, 1 - s, 1 + s)`` and, with probability ``rotation_prob``,
     rotation ``clip(N(0, 1) * rotation, -2r, 2r)`` degrees (the face recipe,
     ``uniform_jitter=True``, draws scale and rotation uniformly in ``±scale_factor``,
@@ -352,7 +353,7 @@ class TopDownTransform:
     ``[K]``, the (augmented) ``center``/``scale``/``rotation`` used for the crop, ``flipped``,
     and ``joints`` float32 ``[K, 3]``: the keypoints in input pixels with their weights.
     ``subpixel=True`` centres the target Gaussians on the exact joint positions
-    (:func:`hrnet.pose_utils.generate_heatmaps`).
+    (:func:`hrnet.ops.keypoints.generate_heatmaps`).
     """
 
     def __init__(
@@ -397,7 +398,7 @@ class TopDownTransform:
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
 
     def __call__(self, image: torch.Tensor, target: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
-        from hrnet.pose_utils import (
+        from hrnet.ops.keypoints import (
             affine_transform_points,
             generate_heatmaps,
             get_affine_transform,
@@ -458,8 +459,9 @@ class TopDownTransform:
         return crop, out
 
     def _half_body(self, joints: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """Centre/scale of the upper or the lower body's labelled joints (PE's half-body crop)."""
-        from hrnet.pose_utils import PIXEL_STD
+        """Centre/scale of the upper or the lower body's labelled joints (the half-body crop of
+        deep-high-resolution-net.pytorch)."""
+        from hrnet.ops.keypoints import PIXEL_STD
 
         upper = [k for k in np.flatnonzero(visible) if k in self.upper_body_ids]
         lower = [k for k in np.flatnonzero(visible) if k not in self.upper_body_ids]
@@ -518,12 +520,27 @@ def pose_train_transforms(
     input_size: Sequence[int] = (192, 256),
     sigma: float = 2.0,
     flip_pairs: Sequence[tuple[int, int]] | None = None,
+    flip_prob: float = 0.5,
+    scale_factor: float = 0.35,
+    rotation: float = 45.0,
+    subpixel: bool = False,
 ) -> TopDownTransform:
-    """COCO pose training (PE recipe): flip, half-body p 0.3, scale 0.35, rotation 45 (p 0.6), sigma 2."""
-    from hrnet.pose_utils import COCO_FLIP_PAIRS
+    """COCO pose training (deep-high-resolution-net.pytorch recipe): flip (``flip_prob``, pairs
+    default COCO's), half-body p 0.3, scale ``scale_factor`` 0.35, rotation ``rotation`` 45 (p 0.6), sigma 2;
+    ``subpixel`` centres the target Gaussians on the exact joints."""
+    from hrnet.ops.keypoints import COCO_FLIP_PAIRS
 
     pairs = COCO_FLIP_PAIRS if flip_pairs is None else flip_pairs
-    return TopDownTransform(train=True, input_size=input_size, sigma=sigma, flip_pairs=pairs)
+    return TopDownTransform(
+        train=True,
+        input_size=input_size,
+        sigma=sigma,
+        flip_pairs=pairs,
+        flip_prob=flip_prob,
+        scale_factor=scale_factor,
+        rotation=rotation,
+        subpixel=subpixel,
+    )
 
 
 def pose_eval_transforms(
@@ -537,19 +554,26 @@ def landmark_train_transforms(
     *,
     flip_pairs: Sequence[tuple[int, int]],
     input_size: int = 256,
-    heatmap_size: int = 64,
+    heatmap_size: int | None = None,
     sigma: float = 1.5,
+    flip_prob: float = 0.5,
+    scale_factor: float = 0.25,
+    rotation: float = 30.0,
 ) -> TopDownTransform:
-    """Facial landmark training (FL recipe): 256x256 crop, scale ±25%, rotation ±30° (p 0.6),
-    flip with the dataset's pairs, 64x64 heatmaps with sigma 1.5; no half-body."""
+    """Facial landmark training (HRNet-Facial-Landmark-Detection recipe): 256x256 crop, scale
+    ``scale_factor`` ±25%, rotation ``rotation`` ±30° (p 0.6), both drawn uniformly, flip
+    (``flip_prob``) with the dataset's pairs, heatmaps at 1/4 of the input (64x64) with sigma
+    1.5; no half-body."""
+    heatmap_size = input_size // 4 if heatmap_size is None else heatmap_size
     return TopDownTransform(
         train=True,
         input_size=(input_size, input_size),
         heatmap_size=(heatmap_size, heatmap_size),
         sigma=sigma,
         flip_pairs=flip_pairs,
-        scale_factor=0.25,
-        rotation=30.0,
+        flip_prob=flip_prob,
+        scale_factor=scale_factor,
+        rotation=rotation,
         rotation_prob=0.6,
         uniform_jitter=True,
         half_body_prob=0.0,

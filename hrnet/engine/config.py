@@ -16,23 +16,11 @@ from typing import Any
 
 from hrnet.errors import HRNetError
 
-TASKS = ("classification", "segmentation", "detection", "pose", "landmarks")
+# the task and dataset format names come from the task registry (hrnet.tasks), which checks them
+# when the engine looks the task up: this module imports no task
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("step", "poly", "cosine")
 AMP_MODES = ("none", "bf16", "fp16")
-DATASET_FORMATS = (
-    "imagefolder",
-    "coco_instances",
-    "coco_keypoints",
-    "mask_segmentation",
-    "cityscapes",
-    "ade20k",
-    "voc",
-    "pascal_context",
-    "300w",
-    "wflw",
-    "cofw",
-)
 
 
 def _help(text: str) -> dict[str, str]:
@@ -46,13 +34,15 @@ class TrainConfig:
 
     # --- what to train, on what -------------------------------------------------------------
     # task family; picks the dataset reader, the transforms, the collate and the metric
-    task: str = field(default="classification", metadata=_help(f"one of {', '.join(TASKS)}"))
+    task: str = field(default="classification", metadata=_help("task family (hrnet.tasks.task_names())"))
     # model name for hrnet.models.create_model (a backbone name for classification)
     model: str = field(default="hrnet_w18_small", metadata=_help("model name (hrnet.models.list_models())"))
     # dataset root directory (the folder holding train/ val/ or annotations/ images/)
     data: str = field(default="", metadata=_help("dataset root directory"))
     # on-disk format of the dataset, which names the reader
-    dataset: str = field(default="imagefolder", metadata=_help(f"one of {', '.join(DATASET_FORMATS)}"))
+    dataset: str = field(
+        default="imagefolder", metadata=_help("dataset format, one the task reads (Task.dataset_formats)")
+    )
     # split names read for training and for evaluation
     train_split: str = field(default="train", metadata=_help("training split name"))
     val_split: str = field(default="val", metadata=_help("evaluation split name"))
@@ -108,13 +98,17 @@ class TrainConfig:
     sync_bn: bool = field(default=False, metadata=_help("SyncBatchNorm when distributed on CUDA"))
     # BatchNorm as a fixed affine map (detection recipes and small per-process batches)
     frozen_bn: bool = field(default=False, metadata=_help("freeze BatchNorm statistics and affine"))
+    # BatchNorm layers kept in eval mode while training: running statistics frozen, affine
+    # weights trained (MMDetection's `norm_eval`, as HRNet-Object-Detection's backbones train)
+    norm_eval: bool = field(default=False, metadata=_help("BatchNorm statistics frozen, affine trained"))
 
     # --- task specifics ---------------------------------------------------------------------
     # Gaussian sigma of the target heatmaps, in heatmap pixels (pose, landmarks)
     heatmap_sigma: float = field(default=2.0, metadata=_help("heatmap Gaussian sigma"))
-    # pose: Gaussians centred on the exact sub-pixel joint position and decoded by a Newton step
-    # on the log heatmap (DARK) instead of PE's rounded centres and quarter-pixel shift; matters
-    # when a heatmap pixel is large against the OKS tolerance (small persons, small inputs)
+    # pose: Gaussians centred on the exact sub-pixel joint position and decoded by a Newton step on
+    # the log heatmap (DARK) instead of deep-high-resolution-net.pytorch's rounded centres and
+    # quarter-pixel shift; matters when a heatmap pixel is large against the OKS tolerance (small
+    # persons, small inputs)
     heatmap_subpixel: bool = field(default=False, metadata=_help("sub-pixel heatmap codec (DARK)"))
     # random horizontal flip of training images (flip pairs come from the dataset)
     hflip: bool = field(default=True, metadata=_help("random horizontal flip in training"))
@@ -124,8 +118,9 @@ class TrainConfig:
     rotation: float = field(default=0.0, metadata=_help("max random rotation, degrees"))
     # random brightness/contrast/saturation/hue/channel-order distortion (segmentation)
     photometric: bool = field(default=True, metadata=_help("photometric distortion in training"))
-    # segmentation OHEM (SS's OhemCrossEntropy): average the loss over the pixels whose true-class
-    # probability is below ohem_thresh, at least the ohem_min_kept hardest of a batch; 0 = off
+    # segmentation OHEM (HRNet-Semantic-Segmentation's OhemCrossEntropy): average the loss over the
+    # pixels whose true-class probability is below ohem_thresh, at least the ohem_min_kept hardest
+    # of a batch; 0 = off
     ohem_thresh: float = field(default=0.0, metadata=_help("segmentation OHEM threshold (0 = off)"))
     ohem_min_kept: int = field(default=100_000, metadata=_help("segmentation OHEM pixels kept per batch"))
     # detection model size knobs (0 or empty = the published architecture's value): one anchor
@@ -160,10 +155,14 @@ class TrainConfig:
     device: str = field(default="auto", metadata=_help("auto, cpu, cuda or cuda:N"))
     # path to weights loaded into the model before training ('' = random init)
     pretrained: str = field(default="", metadata=_help("weights to start from"))
+    # a whole task model's checkpoint (ours, or a published one in any supported layout) to
+    # fine-tune from, loaded strictly after `pretrained`; layers whose shape follows the class
+    # count (Task.class_layers) are re-initialised when the counts differ, and the log says so
+    init_from: str = field(default="", metadata=_help("task checkpoint to fine-tune from"))
+    # load what fits from init_from and report the rest (instead of failing)
+    init_partial: bool = field(default=False, metadata=_help("partial load of init_from"))
 
     def __post_init__(self) -> None:
-        _check_choice("task", self.task, TASKS)
-        _check_choice("dataset", self.dataset, DATASET_FORMATS)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("amp", self.amp, AMP_MODES)
@@ -298,27 +297,6 @@ def config_from_mapping(
         )
     resolved = {k: _coerce(k, hints[k], v, source) for k, v in values.items()}
     return dataclasses.replace(base or TrainConfig(), **resolved)
-
-
-def load_params_row(path: str, row: str) -> dict[str, Any]:
-    """Read the ``rows.<row>`` mapping of a params.yaml file."""
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            params = yaml.safe_load(f) or {}
-    except OSError as exc:
-        raise HRNetError(f"{path}: cannot read params file ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise HRNetError(f"{path}: not valid YAML ({exc})") from None
-    rows = params.get("rows") if isinstance(params, dict) else None
-    if not isinstance(rows, dict):
-        raise HRNetError(f"{path}: no 'rows' mapping")
-    if row not in rows:
-        raise HRNetError(f"{path}: no row {row!r} under 'rows' (rows: {', '.join(map(str, rows))})")
-    if not isinstance(rows[row], dict):
-        raise HRNetError(f"{path}: rows.{row} is not a mapping")
-    return dict(rows[row])
 
 
 # --------------------------------------------------------------------------------------------

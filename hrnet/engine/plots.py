@@ -70,7 +70,8 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: Path)
     """``matrix[true, predicted]`` counts as a row-normalised heat map with counts written in."""
     plt = _pyplot()
     n = len(class_names)
-    fig, ax = plt.subplots(figsize=(max(4, 0.5 * n + 2), max(4, 0.5 * n + 2)))
+    side = min(12.0, max(4.0, 0.5 * n + 2))  # capped: 1000 ImageNet classes stay a 12-inch picture
+    fig, ax = plt.subplots(figsize=(side, side))
     rates = matrix / np.clip(matrix.sum(1, keepdims=True), 1, None)
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     if n <= 30:

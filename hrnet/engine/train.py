@@ -33,12 +33,12 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from hrnet.engine import checkpoint as ckpt
 from hrnet.engine import distributed
 from hrnet.engine.config import TrainConfig, config_from_mapping
-from hrnet.engine.tasks import Task, freeze_batchnorm, get_task
 from hrnet.errors import HRNetError
+from hrnet.tasks.base import Task, get_task
 
 __all__ = ["ShardedBatchSampler", "TrainResult", "lr_factor", "train"]
 
-# called as log(metrics, step) on the main process (MLflow through hrnet.tracking)
+# called as log(metrics, step) on the main process (MLflow through hrnet.mlops.tracking)
 LogFn = Callable[[dict[str, float], int], None]
 
 # fields that may change between a run and its resume without changing the result
@@ -185,16 +185,8 @@ def _optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
 
 
 # --------------------------------------------------------------------------------------------
-# Model building (shared with evaluation)
+# Determinism
 # --------------------------------------------------------------------------------------------
-
-
-def build_model(task: Task, cfg: TrainConfig, info: dict[str, Any]) -> nn.Module:
-    """The task model with the config's normalisation choice applied (frozen BN)."""
-    model = task.model(cfg, info)
-    if cfg.frozen_bn:
-        freeze_batchnorm(model)
-    return model
 
 
 def set_determinism(cfg: TrainConfig) -> None:
@@ -238,6 +230,7 @@ def train(
     started = time.perf_counter()
     out_dir = Path(out_dir)
     last_path = out_dir / "checkpoints" / "last.pt"
+    task = get_task(cfg.task, dataset=cfg.dataset)  # an unknown task or format fails before any work
 
     # -- processes, device, randomness -----------------------------------------------------
     dist_info, device = distributed.setup(cfg.device)
@@ -248,7 +241,6 @@ def train(
         write_json_atomic(out_dir / "config.json", cfg.to_dict(), indent=2)
 
     # -- data ------------------------------------------------------------------------------
-    task = get_task(cfg.task)
     train_set = task.dataset(cfg, cfg.train_split, train=True)
     info = task.info(cfg, train_set)
     sampler = ShardedBatchSampler(
@@ -279,7 +271,10 @@ def train(
     )
 
     # -- model -----------------------------------------------------------------------------
-    model = build_model(task, cfg, info).to(device)
+    model = task.build_model(cfg, info)
+    if cfg.init_from:
+        _init_from(task, model, cfg, is_main=dist_info.is_main)
+    model = model.to(device)
     if cfg.sync_bn and dist_info.distributed and device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if cfg.channels_last:
@@ -350,6 +345,10 @@ def train(
     window: dict[str, float] = {}
     window_batches, window_images, window_start = 0, 0, time.perf_counter()
     model.train()
+    if cfg.norm_eval:  # statistics frozen at their pretrained values; weights still learn
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
     optimizer.zero_grad(set_to_none=True)
 
     # -- the loop: epochs of micro-batches until total_steps optimizer steps ----------------
@@ -448,6 +447,29 @@ def train(
     }
     distributed.teardown()
     return TrainResult(model_path, step, time.perf_counter() - started, final)
+
+
+def _init_from(task: Task, model: nn.Module, cfg: TrainConfig, *, is_main: bool) -> None:
+    """Load ``cfg.init_from`` into the whole task model: strictly, except that the class layers
+    are re-initialised (and said so) when only they differ; with ``init_partial`` whatever fits."""
+    from hrnet.models import load_pretrained
+
+    if cfg.init_partial:
+        report = load_pretrained(model, cfg.init_from, partial=True)
+        if is_main:
+            print(report.summary())
+        return
+    try:
+        load_pretrained(model, cfg.init_from)
+        return
+    except HRNetError as strict_error:
+        report = load_pretrained(model, cfg.init_from, partial=True)
+        left = [*report.missing, *(k for k, _, _ in report.mismatched)]
+        if report.unused or not left or any(not k.startswith(task.class_layers) for k in left):
+            raise strict_error from None
+    if is_main:
+        shapes = ", ".join(f"{k} {tuple(c)} -> {tuple(m)}" for k, c, m in report.mismatched)
+        print(f"{cfg.init_from}: another class count; re-initialised {shapes or ', '.join(left)}")
 
 
 def _check_resumable(saved: TrainConfig, cfg: TrainConfig, path: Path) -> None:

@@ -1,21 +1,29 @@
-"""Checkpoint interop: read HRNet state dicts in the published layouts, load them with a report, export.
+"""Checkpoint interop: one strict entry that reads HRNet checkpoints of the published layouts.
 
-Our module names are those of the official HRNet-Image-Classification (IC) and timm checkpoints
-("official" layout, HRNET.md §3). Other layouts are rewritten into it by :func:`remap` rules:
+:func:`load_pretrained` takes any model of :mod:`hrnet.models` (a bare
+:class:`~hrnet.models.hrnet.HighResolutionNet`, the classification
+:class:`~hrnet.models.classification.Classifier`, the segmentation, detection, pose and landmark
+models) and a checkpoint file or state dict. It
 
-- ``openmmlab`` (mmdet / mmseg / mmpose): the backbone under ``backbone.``; task-head keys are
-  left as they are (a task model maps them with its own rules).
-- ``mmpretrain``: ``backbone.`` plus the classification head as ``neck.0.increase_layers``,
-  ``neck.0.downsample_layers.{i}.{conv,bn}``, ``neck.0.final_layer.{conv,bn}`` and ``head.fc``.
-  Its head convs have no bias: importing sets our conv biases to zero; exporting folds our biases
-  into the following BatchNorm (``running_mean -= bias``), which leaves the function unchanged.
-- ``pose`` (deep-high-resolution-net): the official backbone plus ``final_layer.{weight,bias}``.
+1. reads the file (``torch.load(..., weights_only=True)``) and unwraps its container
+   (:func:`read_checkpoint`; the container's other entries, such as an optimizer, are listed in
+   the report as ignored);
+2. detects the key layout (:func:`hrnet.models.convert_tasks.detect_task_layout`; the table of
+   layouts is :data:`hrnet.models.convert_tasks.LAYOUTS`);
+3. rewrites the keys into the model's names and loads them (:func:`load_state_dict_checked`);
+4. raises :class:`~hrnet.errors.HRNetError` naming the keys when any tensor that should load did
+   not (a model key left without a tensor, a checkpoint tensor with no place, a shape
+   mismatch), unless ``partial=True``.
 
-Wrappers ``{"state_dict": ...}`` / ``{"model": ...}`` and whole-dict ``module.`` / ``model.`` prefixes
-(DataParallel, SS ``FullModel``) are removed first.
+Checkpoint keys may stay unused only where a layout or the model's structure declares them not
+part of the model; each such allowance is written once, next to its layout (the ``ignore``
+column of :data:`~hrnet.models.convert_tasks.LAYOUTS`, the reasons of
+:mod:`hrnet.models.convert_tasks`: :data:`IMAGENET_HEAD`, :data:`V1_FUSE`, :data:`TASK_HEAD`,
+:data:`BN_COUNTER`) or next to the container wrappers below, and each use is listed in
+:attr:`LoadReport.ignored` with its reason.
 
-Building blocks for task models: :func:`read_checkpoint`, :func:`remap`, :func:`strip_prefix`,
-:func:`add_prefix`, :func:`to_official`, :func:`load_state_dict_checked`.
+Backbone key names are those of the HRNet-Image-Classification release and timm (layout
+``official``); :func:`export_state_dict` writes every layout that is read.
 """
 
 from __future__ import annotations
@@ -25,66 +33,64 @@ import os
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
 from hrnet.errors import HRNetError
+from hrnet.models.convert_tasks import (
+    BN_COUNTER,
+    HEAD_MODULES,
+    IMAGENET_HEAD,
+    TASK_HEAD,
+    V1_FUSE,
+    add_zero_head_bias,
+    convert_for,
+    export_for,
+    fold_conv_bias,
+)
 
 __all__ = [
+    "BN_COUNTER",
     "HEAD_MODULES",
+    "IMAGENET_HEAD",
+    "TASK_HEAD",
+    "V1_FUSE",
+    "Checkpoint",
     "LoadReport",
     "Rule",
     "add_prefix",
+    "add_zero_head_bias",
     "detect_layout",
     "export_state_dict",
     "fold_conv_bias",
     "load_pretrained",
     "load_state_dict_checked",
     "read_checkpoint",
+    "read_source",
     "remap",
     "strip_prefix",
-    "to_official",
 ]
 
 logger = logging.getLogger(__name__)
 
 StateDict = dict[str, Tensor]
-Layout = Literal["official", "openmmlab", "mmpretrain", "pose"]
-ExportLayout = Literal["official", "timm", "mmpretrain", "mmdet", "mmseg", "mmpose"]
+Source = str | os.PathLike[str] | Mapping[str, object]
 Rule = tuple[str, str]
 """``(pattern, replacement)``: a regex that must match a whole key, and an ``re`` expand template."""
 
-# modules of the ImageNet head: unused (and reported) when a classification checkpoint feeds a dense backbone
-HEAD_MODULES: tuple[str, ...] = ("incre_modules", "downsamp_modules", "final_layer", "classifier")
-
-_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module")
-_WRAPPER_PREFIXES = ("module.", "model.")
-
-MMPRETRAIN_TO_OFFICIAL: tuple[Rule, ...] = (
-    (r"backbone\.(.+)", r"\1"),
-    (r"neck\.0\.increase_layers\.(\d+)\.(.+)", r"incre_modules.\1.\2"),
-    (r"neck\.0\.downsample_layers\.(\d+)\.conv\.(.+)", r"downsamp_modules.\1.0.\2"),
-    (r"neck\.0\.downsample_layers\.(\d+)\.bn\.(.+)", r"downsamp_modules.\1.1.\2"),
-    (r"neck\.0\.final_layer\.conv\.(.+)", r"final_layer.0.\1"),
-    (r"neck\.0\.final_layer\.bn\.(.+)", r"final_layer.1.\1"),
-    (r"head\.fc\.(.+)", r"classifier.\1"),
+CONTAINER_ENTRY = "training-container entry, not a weight (optimizer state, epoch, metrics, metadata)"
+DATA_PARALLEL = "module."  # DataParallel / DistributedDataParallel prefix of every key
+FULL_MODEL = "model."  # HRNet-Semantic-Segmentation's FullModel: the network under `model.` ...
+FULL_MODEL_LOSS = "loss."  # ... beside its loss, whose buffers (class weights) are not the network's
+FULL_MODEL_LOSS_REASON = (
+    "loss buffer of HRNet-Semantic-Segmentation's FullModel (cross-entropy class weights): "
+    "not part of the network"
 )
-OFFICIAL_TO_MMPRETRAIN: tuple[Rule, ...] = (
-    (r"incre_modules\.(\d+)\.(.+)", r"neck.0.increase_layers.\1.\2"),
-    (r"downsamp_modules\.(\d+)\.0\.(.+)", r"neck.0.downsample_layers.\1.conv.\2"),
-    (r"downsamp_modules\.(\d+)\.1\.(.+)", r"neck.0.downsample_layers.\1.bn.\2"),
-    (r"final_layer\.0\.(.+)", r"neck.0.final_layer.conv.\1"),
-    (r"final_layer\.1\.(.+)", r"neck.0.final_layer.bn.\1"),
-    (r"classifier\.(.+)", r"head.fc.\1"),
-    (r"(.+)", r"backbone.\1"),
-)
-OPENMMLAB_TO_OFFICIAL: tuple[Rule, ...] = ((r"backbone\.(.+)", r"\1"),)
 
-# (conv, norm) pairs of the classification head whose conv bias mmpretrain folds into the norm
-_HEAD_CONV_BN = re.compile(r"(downsamp_modules\.\d+|final_layer)\.0\.weight")
+# the entries of a checkpoint container that may hold the state dict, in order of preference
+_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net", "module")
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,70 +132,75 @@ def remap(state_dict: Mapping[str, Tensor], rules: Sequence[Rule]) -> StateDict:
     return out
 
 
-def fold_conv_bias(state_dict: Mapping[str, Tensor]) -> StateDict:
-    """Fold the classification-head conv biases into their BatchNorm (``running_mean -= bias``).
-
-    Applies to ``downsamp_modules.{i}.0`` / ``final_layer.0`` (each followed by the norm ``.1``), so
-    ``BN(conv(x) + b) == BN'(conv(x))``; the bias keys are removed.
-    """
-    out = dict(state_dict)
-    for key in state_dict:
-        match = _HEAD_CONV_BN.fullmatch(key)
-        if match and f"{match[1]}.0.bias" in out:
-            bias = out.pop(f"{match[1]}.0.bias")
-            mean_key = f"{match[1]}.1.running_mean"
-            out[mean_key] = out[mean_key] - bias
-    return out
-
-
-def _add_zero_head_bias(state_dict: Mapping[str, Tensor]) -> StateDict:
-    """The inverse layout step of :func:`fold_conv_bias`: bias-free head convs get a zero bias."""
-    out = dict(state_dict)
-    for key, value in state_dict.items():
-        match = _HEAD_CONV_BN.fullmatch(key)
-        if match and f"{match[1]}.0.bias" not in out:
-            out[f"{match[1]}.0.bias"] = value.new_zeros(value.shape[0])
-    return out
-
-
 # --------------------------------------------------------------------------------------------
-# Reading and layouts
+# Reading: containers and wrapper prefixes
 # --------------------------------------------------------------------------------------------
 
 
-def _unwrap(obj: object, name: str) -> StateDict:
-    while isinstance(obj, Mapping) and not all(isinstance(v, Tensor) for v in obj.values()):
-        inner = next((obj[k] for k in _WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
-        if inner is None:
+@dataclass(frozen=True)
+class Checkpoint:
+    """An unwrapped checkpoint: the tensors by key, the name used in messages and what was set aside."""
+
+    state_dict: StateDict
+    name: str  # the path, or "<state dict>"
+    ignored: tuple[tuple[str, str], ...] = ()  # (entry or key, reason)
+
+
+def _is_state_dict(obj: object) -> bool:
+    return isinstance(obj, Mapping) and bool(obj) and all(isinstance(v, Tensor) for v in obj.values())
+
+
+def _unwrap(obj: object, name: str) -> Checkpoint:
+    ignored: list[tuple[str, str]] = []
+    path = ""
+    while isinstance(obj, Mapping) and not _is_state_dict(obj):
+        key = next((k for k in _WRAPPER_KEYS if _is_state_dict(obj.get(k)) or _has_inner(obj.get(k))), None)
+        if key is None:
             raise HRNetError(
                 f"{name}: no state dict found (top-level keys: {', '.join(map(str, list(obj)[:12]))})"
             )
-        obj = inner
-    if not isinstance(obj, Mapping) or not obj:
+        ignored += [(f"{path}{k}", CONTAINER_ENTRY) for k in obj if k != key]
+        path = f"{path}{key}/"
+        obj = obj[key]
+    if not _is_state_dict(obj):
         raise HRNetError(f"{name}: expected a state dict (str -> Tensor), got {type(obj).__name__}")
-    state_dict = {str(k): v for k, v in obj.items()}
-    stripped = True
-    while stripped:
-        stripped = False
-        for prefix in _WRAPPER_PREFIXES:
-            if all(k.startswith(prefix) for k in state_dict):
-                state_dict = strip_prefix(state_dict, prefix)
-                stripped = True
-    return state_dict
+    assert isinstance(obj, Mapping)
+    state_dict: StateDict = {str(k): v for k, v in obj.items()}
+    while True:
+        if all(k.startswith(DATA_PARALLEL) for k in state_dict):
+            state_dict = strip_prefix(state_dict, DATA_PARALLEL)
+        elif any(k.startswith(FULL_MODEL) for k in state_dict) and all(
+            k.startswith((FULL_MODEL, FULL_MODEL_LOSS)) for k in state_dict
+        ):
+            ignored += [(k, FULL_MODEL_LOSS_REASON) for k in state_dict if k.startswith(FULL_MODEL_LOSS)]
+            state_dict = {k[len(FULL_MODEL) :]: v for k, v in state_dict.items() if k.startswith(FULL_MODEL)}
+        else:
+            break
+    return Checkpoint(state_dict, name, tuple(ignored))
 
 
-def read_checkpoint(source: str | os.PathLike[str] | Mapping[str, object]) -> tuple[StateDict, str]:
+def _has_inner(obj: object) -> bool:
+    """A mapping that holds a state dict under one of the wrapper keys (nested containers)."""
+    return isinstance(obj, Mapping) and any(
+        _is_state_dict(obj.get(k)) or _has_inner(obj.get(k)) for k in _WRAPPER_KEYS
+    )
+
+
+def read_source(source: Source) -> Checkpoint:
     """Read a checkpoint file (``weights_only=True``, on CPU) or take a state dict; unwrap it.
 
-    Returns:
-        ``(state_dict, name)``: tensors by key (wrappers and ``module.``/``model.`` prefixes
-        removed) and the name used in messages (the path, or ``"<state dict>"``).
+    Containers: the state dict is taken from ``state_dict``, ``model``, ``model_state_dict``,
+    ``net`` or ``module`` (nested containers too: mmpretrain/MMSegmentation/MMDetection/mmpose
+    ``{"meta", "state_dict"}``, the pose repository's ``checkpoint.pth``, this package's
+    ``model.pt``); the other entries are returned as ignored. Prefixes: ``module.`` on every key
+    (DataParallel, DistributedDataParallel) and HRNet-Semantic-Segmentation's ``FullModel``
+    (``model.*`` beside ``loss.*``; the loss buffers are returned as ignored) are removed.
 
     Raises:
         HRNetError: missing file, a file ``torch.load`` refuses, or no state dict inside.
     """
     if isinstance(source, Mapping):
-        return _unwrap(source, "<state dict>"), "<state dict>"
+        return _unwrap(source, "<state dict>")
     name = os.fspath(source)
     if not os.path.isfile(name):
         raise HRNetError(f"{name}: checkpoint file not found")
@@ -199,30 +210,27 @@ def read_checkpoint(source: str | os.PathLike[str] | Mapping[str, object]) -> tu
         lines = str(exc).splitlines() or [type(exc).__name__]
         reason = next((line.strip() for line in lines if "Unsupported global" in line), lines[0])
         raise HRNetError(f"{name}: cannot load checkpoint with weights_only=True: {reason}") from exc
-    return _unwrap(obj, name), name
+    return _unwrap(obj, name)
 
 
-def detect_layout(state_dict: Mapping[str, Tensor]) -> Layout:
-    """Guess the key layout of an (unwrapped) HRNet state dict; see the module docstring."""
+def read_checkpoint(source: Source) -> tuple[StateDict, str]:
+    """:func:`read_source` as ``(state_dict, name)``: the unwrapped tensors and the message name."""
+    checkpoint = read_source(source)
+    return checkpoint.state_dict, checkpoint.name
+
+
+def detect_layout(state_dict: Mapping[str, Tensor]) -> str:
+    """The backbone-level layout of an unwrapped state dict: ``mmpretrain`` (``backbone.`` plus
+    ``neck.0.*`` head), ``openmmlab`` (``backbone.``) or ``official`` (top-level names).
+
+    Task layouts need the model: :func:`hrnet.models.convert_tasks.detect_task_layout`.
+    """
     keys = list(state_dict)
     if any(k.startswith("backbone.") for k in keys):
         if any(k.startswith(("neck.0.increase_layers.", "neck.0.final_layer.")) for k in keys):
             return "mmpretrain"
         return "openmmlab"
-    if "final_layer.weight" in state_dict:
-        return "pose"
     return "official"
-
-
-def to_official(state_dict: Mapping[str, Tensor], layout: Layout) -> StateDict:
-    """Rewrite a state dict of ``layout`` into our (official/timm) key names."""
-    if layout == "mmpretrain":
-        return _add_zero_head_bias(remap(state_dict, MMPRETRAIN_TO_OFFICIAL))
-    if layout == "openmmlab":
-        return remap(state_dict, OPENMMLAB_TO_OFFICIAL)
-    if layout in ("official", "pose"):
-        return dict(state_dict)
-    raise ValueError(f"unknown checkpoint layout {layout!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,30 +239,52 @@ def to_official(state_dict: Mapping[str, Tensor], layout: Layout) -> StateDict:
 
 
 def _group(keys: Sequence[str]) -> str:
-    counts = Counter(k.split(".", 1)[0] for k in keys)
+    if len(keys) <= 4:
+        return ", ".join(keys)
+    counts = Counter(
+        ".".join(k.split(".")[:2]) if k.startswith("backbone.") else k.split(".", 1)[0] for k in keys
+    )
     return ", ".join(f"{module} ({n})" for module, n in counts.items())
+
+
+def _some(keys: Sequence[str], n: int = 8) -> str:
+    shown = ", ".join(keys[:n])
+    return shown + (f", ... ({len(keys) - n} more)" if len(keys) > n else "")
 
 
 @dataclass(frozen=True)
 class LoadReport:
-    """What :func:`load_pretrained` did. Keys are in the model's naming."""
+    """What :func:`load_pretrained` did. Keys are in the model's naming, except ``ignored`` and
+    ``unused`` (the checkpoint's keys where they have no model name)."""
 
     source: str  # checkpoint path, or "<state dict>"
-    layout: str  # layout the keys were converted from
+    layout: str  # layout the keys were converted from (hrnet.models.convert_tasks.LAYOUTS)
     loaded: tuple[str, ...]  # model keys that received a tensor
     missing: tuple[str, ...]  # model keys the checkpoint lacks (BatchNorm num_batches_tracked not counted)
-    unused: tuple[str, ...]  # checkpoint keys the model has no place for
+    unused: tuple[str, ...]  # checkpoint keys with no place in the model (not declared ignorable)
     mismatched: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...] = ()  # (key, ckpt, model) shapes
+    ignored: tuple[tuple[str, str], ...] = field(default=())  # (checkpoint key or entry, declared reason)
+    partial: bool = False  # loaded with partial=True
+
+    @property
+    def complete(self) -> bool:
+        """Every model tensor loaded and every checkpoint tensor used (or declared ignorable)."""
+        return not (self.missing or self.unused or self.mismatched)
 
     def summary(self) -> str:
-        """One paragraph: counts, and the unused/missing keys grouped by top-level module."""
+        """Counts, then what was left out and why, keys grouped by module."""
         lines = [f"{self.source}: loaded {len(self.loaded)} tensors (layout {self.layout})"]
         if self.missing:
-            lines.append(f"  missing {len(self.missing)}: {_group(self.missing)}")
+            lines.append(f"  missing {len(self.missing)} (left as initialised): {_group(self.missing)}")
         if self.unused:
-            lines.append(f"  unused {len(self.unused)}: {_group(self.unused)}")
+            lines.append(f"  unused {len(self.unused)} (no place in the model): {_group(self.unused)}")
         for key, ckpt_shape, model_shape in self.mismatched:
             lines.append(f"  skipped {key}: checkpoint {ckpt_shape} vs model {model_shape}")
+        by_reason: dict[str, list[str]] = {}
+        for key, reason in self.ignored:
+            by_reason.setdefault(reason, []).append(key)
+        for reason, keys in by_reason.items():
+            lines.append(f"  ignored {len(keys)} ({reason}): {_group(keys)}")
         return "\n".join(lines)
 
 
@@ -263,96 +293,135 @@ def load_state_dict_checked(
     state_dict: Mapping[str, Tensor],
     *,
     source: str = "<state dict>",
-    layout: str = "official",
-    strict_shapes: bool = True,
-    strict: bool = False,
+    layout: str = "native",
+    partial: bool = False,
+    ignorable: Mapping[str, str] | None = None,
+    unused: Sequence[str] = (),
+    ignored: Sequence[tuple[str, str]] = (),
 ) -> LoadReport:
-    """Load the tensors whose keys the model has; report the rest (the primitive of :func:`load_pretrained`).
+    """Load the tensors of ``state_dict`` (keys in the model's names) and check the result.
+
+    Args:
+        ignorable: keys of ``state_dict`` that may stay unused, with the declared reason.
+        unused: checkpoint keys already known to have no place (listed as unused).
+        ignored: ``(key, reason)`` set aside before (container entries, layout extras).
+
+    BatchNorm ``num_batches_tracked`` counters are never required and may stay unused.
 
     Raises:
-        HRNetError: a shape mismatch (``strict_shapes``; names the key and both shapes), or with
-            ``strict`` any missing, unused or mismatched key.
+        HRNetError: without ``partial``, any missing, unused or mismatched tensor (the message
+            names the keys); with ``partial``, a load that fits no tensor at all.
     """
     own = model.state_dict()
+    ignorable = dict(ignorable or {})
     to_load: StateDict = {}
-    unused: list[str] = []
+    unused_keys = list(unused)
+    ignored_keys = list(ignored)
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
     for key, value in state_dict.items():
         if key not in own:
-            unused.append(key)
+            if key in ignorable:
+                ignored_keys.append((key, ignorable[key]))
+            elif key.endswith("num_batches_tracked"):
+                ignored_keys.append((key, BN_COUNTER))
+            else:
+                unused_keys.append(key)
         elif value.shape != own[key].shape:
-            ckpt_shape, model_shape = tuple(value.shape), tuple(own[key].shape)
-            if strict_shapes:
-                raise HRNetError(
-                    f"{source}: key {key!r} has shape {ckpt_shape} in the checkpoint but {model_shape} in the model"
-                )
-            mismatched.append((key, ckpt_shape, model_shape))
+            mismatched.append((key, tuple(value.shape), tuple(own[key].shape)))
         else:
             to_load[key] = value
-    missing = [k for k in own if k not in to_load and not k.endswith("num_batches_tracked")]
-    result = model.load_state_dict(to_load, strict=False)
-    assert not result.unexpected_keys, result.unexpected_keys
+    skipped = {m[0] for m in mismatched}
+    missing = tuple(
+        k for k in own if k not in to_load and k not in skipped and not k.endswith("num_batches_tracked")
+    )
     report = LoadReport(
         source=source,
         layout=layout,
         loaded=tuple(to_load),
-        missing=tuple(k for k in missing if k not in {m[0] for m in mismatched}),
-        unused=tuple(unused),
+        missing=missing,
+        unused=tuple(unused_keys),
         mismatched=tuple(mismatched),
+        ignored=tuple(ignored_keys),
+        partial=partial,
     )
-    if strict and (report.missing or report.unused or report.mismatched):
-        raise HRNetError(f"strict load failed:\n{report.summary()}")
-    logger.log(
-        logging.WARNING if report.missing or report.mismatched else logging.INFO, "%s", report.summary()
-    )
+    problems = []
+    if report.missing:
+        problems.append(f"model keys without a tensor: {_some(report.missing)}")
+    if report.unused:
+        problems.append(f"checkpoint tensors with no place: {_some(report.unused)}")
+    for key, ckpt_shape, model_shape in report.mismatched[:8]:
+        problems.append(
+            f"key {key!r} has shape {ckpt_shape} in the checkpoint but {model_shape} in the model"
+        )
+    what = f"{source} -> {type(model).__name__} (layout {layout})"
+    if not to_load:
+        raise HRNetError(f"{what}: no tensor of the checkpoint fits the model; " + "; ".join(problems))
+    if not partial and not report.complete:
+        raise HRNetError(
+            f"{what}: incomplete load; "
+            + "; ".join(problems)
+            + f"\n{report.summary()}\n(pass partial=True to load the tensors that fit)"
+        )
+    with torch.no_grad():
+        result = model.load_state_dict(to_load, strict=False)
+    assert not result.unexpected_keys, result.unexpected_keys
+    logger.log(logging.INFO if report.complete else logging.WARNING, "%s", report.summary())
     return report
 
 
 def load_pretrained(
     model: nn.Module,
-    source: str | os.PathLike[str] | Mapping[str, object],
+    source: Source,
     *,
-    strict_shapes: bool = True,
-    strict: bool = False,
-    layout: Layout | None = None,
+    partial: bool = False,
+    layout: str | None = None,
 ) -> LoadReport:
-    """Load an HRNet checkpoint of any supported layout into a backbone/classifier.
+    """Load a checkpoint of any published HRNet layout into any model of :mod:`hrnet.models`.
 
     Args:
-        model: a :class:`~hrnet.models.hrnet.HighResolutionNet` (any output mode).
-        source: checkpoint path or state dict (wrappers and prefixes are removed).
-        strict_shapes: raise on a shape mismatch (default); else skip and report the key.
-        strict: raise unless every key loads and every model key is provided.
-        layout: skip detection (see :func:`detect_layout`).
+        model: a backbone (:class:`~hrnet.models.hrnet.HighResolutionNet`, any output mode), the
+            classification :class:`~hrnet.models.classification.Classifier`, or a segmentation,
+            detection (Faster/Mask/Cascade R-CNN), pose or landmark model.
+        source: checkpoint path or state dict (containers and wrapper prefixes are removed; see
+            :func:`read_source`).
+        partial: load the tensors that fit and report (log) the rest, instead of raising.
+        layout: skip detection; an id of :data:`hrnet.models.convert_tasks.LAYOUTS`.
 
     Returns:
-        The :class:`LoadReport` (also logged). Loading an ImageNet checkpoint into a dense-task
-        backbone reports the ``HEAD_MODULES`` keys as unused, which is expected.
+        The :class:`LoadReport` (also logged; a warning when something was left out).
+
+    Raises:
+        HRNetError: unreadable file, unknown layout, or (without ``partial``) a model key left
+            without a tensor, a checkpoint tensor with no place that no layout declares
+            ignorable, or a shape mismatch; the message names the keys. Also with ``partial``
+            when no tensor fits at all.
     """
-    state_dict, name = read_checkpoint(source)
-    layout = layout or detect_layout(state_dict)
+    checkpoint = read_source(source)
+    converted = convert_for(model, checkpoint.state_dict, layout)
     return load_state_dict_checked(
         model,
-        to_official(state_dict, layout),
-        source=name,
-        layout=layout,
-        strict_shapes=strict_shapes,
-        strict=strict,
+        converted.state_dict,
+        source=checkpoint.name,
+        layout=converted.layout,
+        partial=partial,
+        ignorable=converted.ignorable,
+        unused=converted.unused,
+        ignored=checkpoint.ignored + converted.ignored,
     )
 
 
-def export_state_dict(model: nn.Module, layout: ExportLayout = "official") -> StateDict:
-    """The model's state dict in another codebase's naming.
+def export_state_dict(model: nn.Module, layout: str = "official") -> StateDict:
+    """The model's state dict in the key names (and conventions) of ``layout``.
 
-    ``official``/``timm``: as is. ``mmdet``/``mmseg``/``mmpose``: every key under ``backbone.``.
-    ``mmpretrain``: backbone under ``backbone.``, head under ``neck.0``/``head.fc``, head conv
-    biases folded into their BatchNorm. Tensors are shared with the model except folded ones.
+    Backbones and classifiers: ``official``/``timm`` (as is), ``mmpretrain`` (head conv biases
+    folded into their BatchNorm), ``openmmlab``/``mmdet``/``mmseg``/``mmpose`` (under
+    ``backbone.``). Task models: their task layouts (``mmseg``, ``hrnet_seg``, ``mmdet``,
+    ``hrnet_det``, ``mmpose``, ``hrnet_pose``, ``hrnet_face``) and ``native`` (this package's
+    names). Containers and wrapper prefixes are the caller's (see
+    :data:`hrnet.models.convert_tasks.LAYOUTS` for what each published file holds).
+
+    Raises:
+        HRNetError: a layout that does not describe this kind of model, or a model key the
+            layout has no name for.
     """
-    state_dict = dict(model.state_dict())
-    if layout in ("official", "timm"):
-        return state_dict
-    if layout in ("mmdet", "mmseg", "mmpose"):
-        return add_prefix(state_dict, "backbone.")
-    if layout == "mmpretrain":
-        return remap(fold_conv_bias(state_dict), OFFICIAL_TO_MMPRETRAIN)
-    raise ValueError(f"unknown export layout {layout!r}")
+    return export_for(model, layout)

@@ -10,10 +10,10 @@ pixels; labels ``1..K`` with 0 the background, so ``num_classes`` counts the bac
 COCO). Train mode returns a dict of losses, eval mode a list of ``{"boxes", "labels", "scores"[,
 "masks"]}``.
 
-Facts (HRNET.md §2): HRFPN concatenates the four branches at 1/4 (bilinear, align_corners False),
-reduces 15C -> 256 with a 1x1 conv (bias, no norm), average-pools by 2/4/8/16 for strides 4..64
-and applies one 3x3 conv (bias) per level. Anchors: one size per level, ``8 * stride`` (32..512),
-ratios 0.5/1/2. RoIAlign 7x7 over strides 4-32; box head two fc of 1024.
+Facts (HRNet-Object-Detection, MMDetection): HRFPN concatenates the four branches at 1/4
+(bilinear, align_corners False), reduces 15C -> 256 with a 1x1 conv (bias, no norm), average-pools
+by 2/4/8/16 for strides 4..64 and applies one 3x3 conv (bias) per level. Anchors: one size per
+level, ``8 * stride`` (32..512), ratios 0.5/1/2. RoIAlign 7x7 over strides 4-32; box head two fc of 1024.
 """
 
 from __future__ import annotations
@@ -36,13 +36,15 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 from torchvision.ops import boxes as box_ops
 
-from hrnet.models.hrnet import CONFIGS, HighResolutionNet
+from hrnet.models.hrnet import CONFIGS, HRNETV2_CHECKPOINTS, HighResolutionNet
+from hrnet.models.registry import GFLOPS, MEBI_PARAMS, ModelInfo, Published
 
 __all__ = [
     "CASCADE_IOU_THRESHOLDS",
     "CASCADE_REG_WEIGHTS",
     "HRFPN",
     "MODELS",
+    "MODEL_INFOS",
     "CascadeRCNN",
     "CascadeRoIHeads",
     "DetectionKwargs",
@@ -56,7 +58,7 @@ ANCHOR_SIZES: tuple[tuple[int, ...], ...] = ((32,), (64,), (128,), (256,), (512,
 ANCHOR_RATIOS: tuple[tuple[float, ...], ...] = ((0.5, 1.0, 2.0),) * len(ANCHOR_SIZES)
 ROI_SIZE = 7  # RoIAlign output of the box head(s): ROI_SIZE x ROI_SIZE
 REPRESENTATION_SIZE = 1024  # width of the two fc layers of the box head (published architecture)
-MASK_HEAD_CHANNELS = 256  # torchvision's (and MMDET's) mask head width
+MASK_HEAD_CHANNELS = 256  # torchvision's (and MMDetection's) mask head width
 
 # Cascade R-CNN (Cai & Vasconcelos): IoU threshold, box-coder weights and loss weight per stage
 CASCADE_IOU_THRESHOLDS: tuple[float, ...] = (0.5, 0.6, 0.7)
@@ -87,7 +89,7 @@ class HRFPN(nn.Module):
 
     Input: the backbone branches ``[B, C_k, H/2^(k+2), W/2^(k+2)]``. Output: ``num_levels`` maps
     ``[B, out_channels, H/2^(l+2), W/2^(l+2)]`` (avg-pool sizes are floor divisions of the 1/4 map).
-    Module names are MMDET's without its ``ConvModule`` wrapper (``reduction_conv``, ``fpn_convs``).
+    Module names are MMDetection's without its ``ConvModule`` wrapper (``reduction_conv``, ``fpn_convs``).
     """
 
     def __init__(
@@ -127,7 +129,8 @@ class HRNetWithHRFPN(nn.Module):
 
     ``forward(images [B, 3, H, W])`` -> ``OrderedDict`` ``"0".."4"`` of ``[B, 256, ...]`` at strides
     4..64 (torchvision's backbone contract: ``out_channels`` attribute, ordered dict of maps).
-    State-dict keys: ``body.<IC names>``, ``neck.reduction_conv.*``, ``neck.fpn_convs.{i}.*``.
+    State-dict keys: ``body.<HRNet-Image-Classification names>``, ``neck.reduction_conv.*``,
+    ``neck.fpn_convs.{i}.*``.
     """
 
     def __init__(self, body: HighResolutionNet, out_channels: int = 256) -> None:
@@ -542,15 +545,64 @@ def _builder(kind: str, backbone_name: str, doc: str) -> Callable[..., nn.Module
 
 _DOCS = {
     "fasterrcnn": "Faster R-CNN on HRNetV2p ({b}): torchvision FasterRCNN with the HRFPN backbone.\n\n"
-    "Published (OD, COCO val2017, 81 classes): W18/W32/W40 26.2/45.0/60.5 x 2^20 params, box AP 1x 36.1/39.5/40.4.",
+    "Published (HRNet-Object-Detection, COCO val2017, 81 classes): W18/W32/W40 26.2/45.0/60.5 x 2^20 "
+    "params, box AP 1x 36.1/39.5/40.4.",
     "maskrcnn": "Mask R-CNN on HRNetV2p ({b}): torchvision MaskRCNN with the HRFPN backbone.\n\n"
-    "Published (OD, COCO val2017): W18 1x 37.3 box / 34.2 mask AP; W32 1x 40.7 / 36.8.",
+    "Published (HRNet-Object-Detection, COCO val2017): W18 1x 37.3 box / 34.2 mask AP; W32 1x 40.7 / 36.8.",
     "cascadercnn": "Cascade R-CNN on HRNetV2p ({b}): RPN + three box stages at IoU 0.5/0.6/0.7.\n\n"
-    "Published (OD, COCO val2017): W32 20e box AP 43.7.",
+    "Published (HRNet-Object-Detection, COCO val2017): W32 20e box AP 43.7.",
 }
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    f"{kind}_hrnetv2p_{name.removeprefix('hrnet_')}": _builder(kind, name, doc.format(b=name))
-    for kind, doc in _DOCS.items()
-    for name in CONFIGS
+# Registry entries. HRNet-Object-Detection publishes Faster R-CNN's sizes (81 classes): parameters
+# in "M" that are units of 2^20, and GFLOPs (multiply-adds / 2^30). Neither the input size nor
+# the parts of the detector counted are stated with the table: the counts here take 1200x800
+# (width x height, the repository's training img_scale) and the backbone, HRFPN, the RPN head
+# and the box head on 1000 proposals (what MMDetection's dummy forward runs); they agree within
+# 3% (an assumption about the source's convention, held by the 4% tolerance).
+_FASTER_RCNN_COUNTS: dict[str, tuple[float, float]] = {
+    "hrnet_w18": (26.2, 159.1),
+    "hrnet_w32": (45.0, 245.3),
+    "hrnet_w40": (60.5, 314.9),
 }
+_SUMMARIES = {
+    "fasterrcnn": "Faster R-CNN on HRNetV2p ({b}) with HRFPN",
+    "maskrcnn": "Mask R-CNN on HRNetV2p ({b}) with HRFPN",
+    "cascadercnn": "Cascade R-CNN on HRNetV2p ({b}) with HRFPN, three box stages",
+}
+
+
+def _info(kind: str, backbone_name: str) -> ModelInfo:
+    counts = _FASTER_RCNN_COUNTS.get(backbone_name) if kind == "fasterrcnn" else None
+    params = gflops = None
+    if counts is not None:
+        params = Published(
+            counts[0],
+            MEBI_PARAMS,
+            "HRNet-Object-Detection",
+            "all parameters with 81 classes (80 COCO classes + background); printed as M, in units of 2^20",
+        )
+        gflops = Published(
+            counts[1],
+            GFLOPS,
+            "HRNet-Object-Detection",
+            "conv + linear multiply-adds; the source states neither the input size nor the parts counted: "
+            "counted here at 1200x800 on the backbone, HRFPN, RPN head and box head over 1000 proposals",
+            counter="detector",
+            input_size=(800, 1200),
+            rel_tol=0.04,
+        )
+    builder = _builder(kind, backbone_name, _DOCS[kind].format(b=backbone_name))
+    return ModelInfo(
+        name=builder.__name__,
+        task="detection",
+        builder=builder,
+        summary=_SUMMARIES[kind].format(b=backbone_name),
+        kwargs={"num_classes": 81},
+        params=params,
+        gflops=(gflops,) if gflops is not None else (),
+        backbone_checkpoints=HRNETV2_CHECKPOINTS[backbone_name],
+    )
+
+
+MODEL_INFOS: tuple[ModelInfo, ...] = tuple(_info(kind, name) for kind in _DOCS for name in CONFIGS)
+MODELS: dict[str, Callable[..., nn.Module]] = {info.name: info.builder for info in MODEL_INFOS}

@@ -1,24 +1,41 @@
 """Parameter and FLOP counting in the convention of the published HRNet tables.
 
-Unit: the HRNet papers and HRNet-Image-Classification (IC) report "GFLOPs" that are in fact
+Unit: the HRNet papers and HRNet-Image-Classification report "GFLOPs" that are in fact
 **multiply-accumulates of the convolutions and linear layers for one image, divided by 2^30**
 (BatchNorm, ReLU, additions, pooling and upsampling are not counted). hrnet_w18 at 224x224 gives
-4.28e9 MACs = 3.99 "GFLOPs" (HRNET.md §4). MMPretrain's figures are about 1.01x the MACs / 1e9.
+4.28e9 MACs = 3.99 "GFLOPs", as HRNet-Image-Classification publishes. MMPretrain's figures are
+about 1.01x the MACs / 1e9.
 
 Counting uses :class:`torch.utils.flop_counter.FlopCounterMode` (``2 * MACs`` per conv/matmul), so
 it works on the meta device: build the model under ``torch.device("meta")`` to count without
-allocating or computing anything.
+allocating or computing anything. :func:`count_published` reproduces a registry entry's published
+figure (:class:`hrnet.models.registry.Published`) in that figure's unit and convention.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["FlopCount", "count_flops", "count_params"]
+if TYPE_CHECKING:
+    from hrnet.models.registry import ModelInfo, Published
+
+__all__ = [
+    "DETECTOR_PROPOSALS",
+    "FlopCount",
+    "count_detector_flops",
+    "count_flops",
+    "count_params",
+    "count_published",
+    "measure_published",
+]
+
+# RoIs the box head is counted on by count_detector_flops (MMDetection's dummy forward uses 1000)
+DETECTOR_PROPOSALS = 1000
 
 
 @dataclass(frozen=True)
@@ -76,3 +93,68 @@ def count_flops(
     finally:
         model.train(was_training)
     return FlopCount(macs=counter.get_total_flops() // 2, input_size=(int(input_size[0]), int(input_size[1])))
+
+
+def count_detector_flops(
+    model: nn.Module, input_size: tuple[int, int] = (800, 1333), *, num_proposals: int = DETECTOR_PROPOSALS
+) -> FlopCount:
+    """Conv + linear MACs of a torchvision-style two-stage detector for one image, on any device.
+
+    Counted: ``model.backbone`` (backbone + neck) on one ``[1, 3, H, W]`` image, the RPN head on
+    every pyramid level, and the box head(s) + predictor(s) on ``num_proposals`` RoIs (every stage
+    of a Cascade R-CNN). Not counted: the resize/normalise transform, proposal selection, RoIAlign
+    and a mask head. The selection is data-dependent, so this is the part of the detector that a
+    meta-device model can run; it is what MMDetection's dummy forward counts for the box branch.
+    """
+    backbone = model.backbone
+    first = next(model.parameters())
+    image = torch.zeros(1, 3, *input_size, device=first.device, dtype=first.dtype)
+    roi_heads = model.roi_heads
+    heads = (
+        [(s.box_head, s.box_predictor) for s in roi_heads.stages]
+        if hasattr(roi_heads, "stages")
+        else [(roi_heads.box_head, roi_heads.box_predictor)]
+    )
+    pool = roi_heads.box_roi_pool.output_size
+    pool_hw = (pool, pool) if isinstance(pool, int) else tuple(pool)
+    rois = torch.zeros(num_proposals, backbone.out_channels, *pool_hw, device=first.device, dtype=first.dtype)
+    was_training = model.training
+    model.eval()
+    try:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            features = list(backbone(image).values())
+            model.rpn.head(features)
+            for box_head, box_predictor in heads:
+                box_predictor(box_head(rois))
+    finally:
+        model.train(was_training)
+    return FlopCount(macs=counter.get_total_flops() // 2, input_size=(int(input_size[0]), int(input_size[1])))
+
+
+def count_published(model: nn.Module, published: Published) -> float:
+    """This project's count of what ``published`` reports, in ``published.unit``.
+
+    ``model`` must be the network the figure refers to (see :func:`measure_published`); it may
+    live on the meta device.
+    """
+    if published.counter == "params":
+        count = count_params(model)
+    else:
+        assert published.input_size is not None
+        counter = count_detector_flops if published.counter == "detector" else count_flops
+        count = counter(model, published.input_size).macs
+    return count / published.unit.scale
+
+
+def measure_published(info: ModelInfo, published: Published, *, device: str = "meta") -> float:
+    """Build the network ``published`` refers to (the model, or ``published.counted_on``) on
+    ``device`` and return :func:`count_published` of it."""
+    from hrnet.models import create_model
+
+    with torch.device(device):
+        model = (
+            create_model(published.counted_on, **published.counted_on_kwargs)
+            if published.counted_on
+            else info.build()
+        )
+    return count_published(model, published)

@@ -24,10 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hrnet.models.registry import GFLOPS, GFLOPS_1E9, MEGA_PARAMS, ModelInfo, Published
+
 __all__ = [
     "CONFIGS",
     "FUSE_MODES",
+    "HRNETV2_CHECKPOINTS",
     "MODELS",
+    "MODEL_INFOS",
     "BasicBlock",
     "Bottleneck",
     "HRNetConfig",
@@ -44,8 +48,9 @@ OutputMode = Literal["classification", "branches", "v1", "v2"]
 OUTPUT_MODES: tuple[str, ...] = ("classification", "branches", "v1", "v2")
 FUSE_MODES: tuple[str, ...] = ("nearest", "bilinear")  # upsampling inside the fuse layers
 
-# Classification head (IC/timm): Bottleneck planes of the per-branch "incre" blocks (x4 -> 128, 256,
-# 512, 1024 channels) and the width of the final 1x1 conv that feeds the pooled classifier.
+# Classification head (HRNet-Image-Classification, timm): Bottleneck planes of the per-branch
+# "incre" blocks (x4 -> 128, 256, 512, 1024 channels) and the width of the final 1x1 conv that
+# feeds the pooled classifier.
 HEAD_PLANES: tuple[int, ...] = (32, 64, 128, 256)
 HEAD_FEATURES = 2048
 
@@ -162,8 +167,9 @@ class HighResolutionModule(nn.Module):
 
     ``out_i = ReLU(sum_j f_ij(x_j))`` where ``f_ii`` is the identity, ``f_ij`` for ``j > i`` is a
     1x1 conv + norm followed by upsampling to the exact size of ``x_i`` (so any input size works;
-    nearest as IC/PE/MMSEG, or bilinear as SS and FL), and ``f_ij`` for ``j < i`` is ``i - j``
-    stride-2 3x3 conv + norm (ReLU between them).
+    nearest as HRNet-Image-Classification, deep-high-resolution-net.pytorch and MMSegmentation, or
+    bilinear as HRNet-Semantic-Segmentation and HRNet-Facial-Landmark-Detection), and ``f_ij`` for
+    ``j < i`` is ``i - j`` stride-2 3x3 conv + norm (ReLU between them).
 
     Args:
         widths: channels of each branch, highest resolution first.
@@ -248,19 +254,22 @@ class HighResolutionNet(nn.Module):
         in_chans: input image channels.
         output: what ``forward`` returns for images ``float [B, in_chans, H, W]``:
 
-            - ``"classification"``: logits ``[B, num_classes]`` (ImageNet head of IC/timm);
+            - ``"classification"``: logits ``[B, num_classes]`` (ImageNet head of
+              HRNet-Image-Classification and timm);
             - ``"branches"``: list of the four stage-4 maps ``[B, C_k, H_k, W_k]``, strides 4..32;
             - ``"v1"``: the 1/4 map ``[B, C_0, H/4, W/4]``; the last stage-4 module only fuses
               into branch 0, as in the pose network (its checkpoint has only ``fuse_layers.0``);
             - ``"v2"``: branches 1-3 bilinearly upsampled to branch 0 and concatenated,
               ``[B, sum(C_k), H/4, W/4]`` (HRNetV2).
         drop_rate: dropout before the classifier.
-        align_corners: bilinear upsampling flag of the ``"v2"`` concat (False as MMSEG/MMPOSE,
+        align_corners: bilinear upsampling flag of the ``"v2"`` concat (False as MMSegmentation/MMPose,
             True as HRNet-Semantic-Segmentation), and of the fuse layers when they are bilinear.
-        fuse_mode: upsampling inside the fuse layers: ``"nearest"`` (IC, PE, timm, MMPretrain,
-            MMSEG, MMDET, MMPOSE) or ``"bilinear"`` (HRNet-Semantic-Segmentation and
-            HRNet-Facial-Landmark-Detection, whose weights were trained so).
-        bn_momentum: BatchNorm momentum (0.1 as IC; SS master and FL used 0.01).
+        fuse_mode: upsampling inside the fuse layers: ``"nearest"`` (HRNet-Image-Classification,
+            deep-high-resolution-net.pytorch, timm, MMPretrain, MMSegmentation, MMDetection, MMPose)
+            or ``"bilinear"`` (HRNet-Semantic-Segmentation and HRNet-Facial-Landmark-Detection,
+            whose weights were trained so).
+        bn_momentum: BatchNorm momentum (0.1 as HRNet-Image-Classification; the master branch of
+            HRNet-Semantic-Segmentation and HRNet-Facial-Landmark-Detection used 0.01).
         norm_layer: replaces BatchNorm, e.g. ``torchvision.ops.FrozenBatchNorm2d``; called as
             ``norm_layer(num_channels)``. Cannot be combined with a non-default ``bn_momentum``.
     """
@@ -321,7 +330,8 @@ class HighResolutionNet(nn.Module):
             prev = stage.widths
         self.branch_channels: tuple[int, ...] = prev
 
-        # classification head (IC/timm): per-branch Bottleneck, strided aggregation, 1x1 conv to 2048
+        # classification head (HRNet-Image-Classification, timm): per-branch Bottleneck, strided
+        # aggregation, 1x1 conv to 2048
         if output == "classification":
             head_chs = [p * Bottleneck.expansion for p in HEAD_PLANES]
             self.incre_modules = nn.ModuleList(
@@ -377,6 +387,8 @@ class HighResolutionNet(nn.Module):
         return [{"num_chs": sum(chs), "reduction": 4, "module": "stage4.concat"}]
 
     def _init_weights(self) -> None:
+        if self.conv1.weight.is_meta:  # shapes only (counting): there are no values to initialise
+            return
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -467,7 +479,7 @@ class StageConfig:
 
 @dataclass(frozen=True)
 class HRNetConfig:
-    """The architecture of one HRNet variant (HRNET.md §1)."""
+    """The architecture of one HRNet variant."""
 
     stage1_blocks: int  # Bottlenecks in layer1 (stage 1, 1/4 resolution)
     stage1_planes: int  # Bottleneck planes in layer1 (output width is 4x)
@@ -581,14 +593,79 @@ def hrnet_w64(**kwargs: Unpack[HRNetKwargs]) -> HighResolutionNet:
     return _build("hrnet_w64", kwargs)
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    "hrnet_w18_small": hrnet_w18_small,
-    "hrnet_w18_small_v2": hrnet_w18_small_v2,
-    "hrnet_w18": hrnet_w18,
-    "hrnet_w30": hrnet_w30,
-    "hrnet_w32": hrnet_w32,
-    "hrnet_w40": hrnet_w40,
-    "hrnet_w44": hrnet_w44,
-    "hrnet_w48": hrnet_w48,
-    "hrnet_w64": hrnet_w64,
+# --------------------------------------------------------------------------------------------
+# Registry entries: the published ImageNet-1k numbers of each classifier (1000 classes, 224x224)
+# --------------------------------------------------------------------------------------------
+
+# name: (params in M and its source, GFLOPs in the HRNet-Image-Classification convention,
+#        MMPretrain's "Flops(G)" or None, fetch-catalogue weights of the network)
+_PUBLISHED: dict[str, tuple[float, str, float, float | None, tuple[str, ...]]] = {
+    "hrnet_w18_small": (13.19, "timm", 1.49, None, ()),
+    "hrnet_w18_small_v2": (15.60, "timm", 2.42, None, ("hrnetv2_w18_small_imagenet",)),
+    "hrnet_w18": (21.30, "MMPretrain", 3.99, 4.33, ("hrnetv2_w18_imagenet",)),
+    "hrnet_w30": (37.71, "MMPretrain", 7.55, 8.17, ()),
+    "hrnet_w32": (41.23, "MMPretrain", 8.31, 8.99, ("hrnetv2_w32_imagenet", "hrnet_w32_imagenet_pose")),
+    "hrnet_w40": (57.55, "MMPretrain", 11.8, 12.77, ("hrnetv2_w40_imagenet",)),
+    "hrnet_w44": (67.06, "MMPretrain", 13.9, 14.96, ()),
+    "hrnet_w48": (77.47, "MMPretrain", 16.1, 17.36, ("hrnetv2_w48_imagenet", "hrnet_w48_imagenet_pose")),
+    "hrnet_w64": (128.06, "MMPretrain", 26.9, 29.00, ()),
+}
+
+
+def _info(builder: Callable[..., HighResolutionNet]) -> ModelInfo:
+    params, params_source, gflops, mmpretrain_gflops, checkpoints = _PUBLISHED[builder.__name__]
+    flops = [
+        Published(
+            gflops,
+            GFLOPS,
+            "HRNet-Image-Classification",
+            "conv + linear multiply-adds of one image, classifier included",
+            counter="forward",
+            input_size=(224, 224),
+        )
+    ]
+    if mmpretrain_gflops is not None:
+        flops.append(
+            Published(
+                mmpretrain_gflops,
+                GFLOPS_1E9,
+                "MMPretrain",
+                "mmengine's operation counter: about 1.01x the conv + linear multiply-adds, as it "
+                "also counts other layers such as BatchNorm",
+                counter="forward",
+                input_size=(224, 224),
+                rel_tol=0.015,
+            )
+        )
+    return ModelInfo(
+        name=builder.__name__,
+        task="classification",
+        builder=builder,
+        summary=(builder.__doc__ or "").split(":")[0] + ", ImageNet classifier (or backbone with `output`)",
+        kwargs={"num_classes": 1000},
+        params=Published(params, MEGA_PARAMS, params_source, "all parameters with the 1000-class classifier"),
+        gflops=tuple(flops),
+        checkpoints=checkpoints,
+    )
+
+
+MODEL_INFOS: tuple[ModelInfo, ...] = tuple(
+    _info(builder)
+    for builder in (
+        hrnet_w18_small,
+        hrnet_w18_small_v2,
+        hrnet_w18,
+        hrnet_w30,
+        hrnet_w32,
+        hrnet_w40,
+        hrnet_w44,
+        hrnet_w48,
+        hrnet_w64,
+    )
+)
+MODELS: dict[str, Callable[..., nn.Module]] = {info.name: info.builder for info in MODEL_INFOS}
+# HRNet-Image-Classification's ImageNet weights of each backbone (fetch-catalogue names), which the
+# detection, segmentation and landmark recipes start from (the pose recipes use their own)
+HRNETV2_CHECKPOINTS: dict[str, tuple[str, ...]] = {
+    name: tuple(c for c in row[-1] if c.startswith("hrnetv2_")) for name, row in _PUBLISHED.items()
 }

@@ -1,10 +1,10 @@
-"""Semantic segmentation: FCN head on HRNetV2 (the MMSEG ``fcn_hr*`` models).
+"""Semantic segmentation: FCN head on HRNetV2 (the MMSegmentation ``fcn_hr*`` models).
 
 The backbone returns its four branches; the head input is HRNetV2's representation (branches 1-3
 bilinearly resized to branch 0 and concatenated, 15C channels for the W family), built here with
-the head's ``align_corners`` as MMSEG's ``resize_concat`` does. :class:`FCNHead` is MMSEG's FCNHead as configured for HRNet: one 1x1
-conv 15C->15C (no bias) + BN + ReLU, then ``conv_seg`` 1x1 -> classes (no dropout, no input
-concat). Module names follow MMSEG (``backbone.*``, ``decode_head.convs.0.{conv,bn}``,
+the head's ``align_corners`` as MMSegmentation's ``resize_concat`` does. :class:`FCNHead` is
+MMSegmentation's FCNHead as configured for HRNet: one 1x1 conv 15C->15C (no bias) + BN + ReLU,
+then ``conv_seg`` 1x1 -> classes (no dropout, no input concat). Module names follow MMSegmentation (``backbone.*``, ``decode_head.convs.0.{conv,bn}``,
 ``decode_head.conv_seg``, ``auxiliary_head.*``), so its checkpoints load 1:1.
 """
 
@@ -17,15 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hrnet.models.hrnet import CONFIGS, HighResolutionNet
+from hrnet.models.hrnet import CONFIGS, HRNETV2_CHECKPOINTS, HighResolutionNet
+from hrnet.models.registry import ModelInfo
 
-__all__ = ["IGNORE_INDEX", "MODELS", "FCNHead", "SegmentationHRNet", "SegmentationKwargs"]
+__all__ = ["IGNORE_INDEX", "MODELS", "MODEL_INFOS", "FCNHead", "SegmentationHRNet", "SegmentationKwargs"]
 
 IGNORE_INDEX = 255  # label of pixels that carry no loss
 
 
 class ConvBNReLU(nn.Module):
-    """Conv (no bias) + BN + ReLU with MMSEG's ConvModule names (``conv``, ``bn``)."""
+    """Conv (no bias) + BN + ReLU with MMSegmentation's ConvModule names (``conv``, ``bn``)."""
 
     def __init__(self, in_chs: int, out_chs: int, kernel_size: int) -> None:
         super().__init__()
@@ -81,15 +82,17 @@ class SegmentationHRNet(nn.Module):
     Args:
         backbone: a :class:`HighResolutionNet` with ``output="branches"`` (the head concatenates).
         num_classes: segmentation classes (19 Cityscapes, 150 ADE20K, 21 VOC, 59/60 Context).
-        align_corners: bilinear flag of the logit upsampling (False as MMSEG; True as SS).
+        align_corners: bilinear flag of the logit upsampling (False as MMSegmentation; True as
+            HRNet-Semantic-Segmentation).
         aux_head: add ``auxiliary_head`` (3x3 conv 4C->256 + BN + ReLU, dropout 0.1, 1x1 to
-            classes) on branch 2 (1/16), MMSEG's usual auxiliary FCN.
+            classes) on branch 2 (1/16), MMSegmentation's usual auxiliary FCN.
         aux_weight: weight of the auxiliary loss.
         label_smoothing: cross-entropy label smoothing.
-        ohem_thresh: online hard example mining as SS's ``OhemCrossEntropy`` when > 0: the loss
-            is the mean over the labelled pixels whose true-class probability is below
-            ``ohem_thresh``, widened to the ``ohem_min_kept`` hardest pixels of the batch when
-            fewer are that hard (SS's Cityscapes recipe: 0.9 and 131072). 0 = plain mean.
+        ohem_thresh: online hard example mining (OHEM) as HRNet-Semantic-Segmentation's
+            ``OhemCrossEntropy`` when > 0: the loss is the mean over the labelled pixels whose
+            true-class probability is below ``ohem_thresh``, widened to the ``ohem_min_kept``
+            hardest pixels of the batch when fewer are that hard (HRNet-Semantic-Segmentation's
+            Cityscapes recipe: 0.9 and 131072). 0 = plain mean.
         ohem_min_kept: the least number of pixels kept per batch by OHEM.
     """
 
@@ -153,7 +156,7 @@ class SegmentationHRNet(nn.Module):
     def forward(self, images: Tensor, targets: Tensor | None = None) -> dict[str, Tensor]:
         size = (images.shape[-2], images.shape[-1])
         branches = self.backbone(images)
-        # MMSEG's "resize_concat" input transform: every branch bilinearly resized to branch 0
+        # MMSegmentation's "resize_concat" input transform: every branch bilinearly resized to branch 0
         top = branches[0].shape[-2:]
         features = torch.cat([branches[0], *(self._resize(b, top) for b in branches[1:])], dim=1)
         logits = self._resize(self.decode_head(features), size)
@@ -175,14 +178,16 @@ class SegmentationKwargs(TypedDict, total=False):
     """Keyword arguments of the ``fcn_hrnetv2_<w>`` builders (see :class:`SegmentationHRNet`)."""
 
     num_classes: int  # default 19 (Cityscapes)
-    align_corners: bool  # default False (MMSEG); True reproduces SS
-    aux_head: bool  # default False (MMSEG's HRNet configs have none)
+    align_corners: bool  # default False (MMSegmentation); True reproduces HRNet-Semantic-Segmentation
+    aux_head: bool  # default False (MMSegmentation's HRNet configs have none)
     aux_weight: float  # default 0.4
     label_smoothing: float  # default 0.0
-    ohem_thresh: float  # default 0.0 (OHEM off); SS's Cityscapes recipe 0.9
+    ohem_thresh: float  # default 0.0 (OHEM off); HRNet-Semantic-Segmentation's Cityscapes recipe 0.9
     ohem_min_kept: int  # default 100000 pixels per batch
     bn_momentum: float  # backbone BatchNorm momentum, default 0.1
-    fuse_mode: str  # backbone fuse upsampling: "nearest" (MMSEG, default) or "bilinear" (SS weights)
+    # backbone fuse upsampling: "nearest" (MMSegmentation, default) or "bilinear" (the weights of
+    # HRNet-Semantic-Segmentation)
+    fuse_mode: str
 
 
 def _build(backbone_name: str, kwargs: SegmentationKwargs) -> SegmentationHRNet:
@@ -216,10 +221,23 @@ def _builder(backbone_name: str) -> Callable[..., SegmentationHRNet]:
         return _build(backbone_name, kwargs)
 
     builder.__name__ = builder.__qualname__ = "fcn_hrnetv2_" + backbone_name.removeprefix("hrnet_")
-    builder.__doc__ = f"FCN on HRNetV2 ({backbone_name}) in the MMSEG layout; see :class:`SegmentationHRNet`."
+    builder.__doc__ = (
+        f"FCN on HRNetV2 ({backbone_name}) in the MMSegmentation layout; see :class:`SegmentationHRNet`."
+    )
     return builder
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    "fcn_hrnetv2_" + name.removeprefix("hrnet_"): _builder(name) for name in CONFIGS
-}
+# Registry entries. MMSegmentation publishes mIoU, memory and speed for these models, no parameter
+# or FLOP counts, so there are no counts to check.
+MODEL_INFOS: tuple[ModelInfo, ...] = tuple(
+    ModelInfo(
+        name="fcn_hrnetv2_" + name.removeprefix("hrnet_"),
+        task="segmentation",
+        builder=_builder(name),
+        summary=f"FCN head on HRNetV2 ({name}), MMSegmentation's fcn_hr* layout",
+        kwargs={"num_classes": 19},
+        backbone_checkpoints=HRNETV2_CHECKPOINTS[name],
+    )
+    for name in CONFIGS
+)
+MODELS: dict[str, Callable[..., nn.Module]] = {info.name: info.builder for info in MODEL_INFOS}

@@ -330,8 +330,8 @@ def make_wflw(root: Path) -> Path:
 
 
 def make_cofw(root: Path) -> Path:
-    """COFW converted to FL's CSV layout: ``cofw_test.csv`` with one face (29 points, scale 0.2,
-    centre (20, 15)) of ``images/test/1.png``. Returns ``root``."""
+    """COFW converted to HRNet-Facial-Landmark-Detection's CSV layout: ``cofw_test.csv`` with
+    one face (29 points, scale 0.2, centre (20, 15)) of ``images/test/1.png``. Returns ``root``."""
     save_image(root / "images" / "test" / "1.png", np.zeros((48, 64, 3), np.uint8))
     header = ["image_name", "scale", "center_w", "center_h"] + [f"{a}{i}" for i in range(29) for a in "xy"]
     row = ["images/test/1.png", "0.2", "20", "15", *(str(v) for v in _face_points(29).reshape(-1))]

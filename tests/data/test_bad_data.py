@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from hrnet.data.io import load_json, open_image
-from hrnet.data.validate import Failure, validate_dataset
+from hrnet.data.validation import Failure, validate_dataset
 from hrnet.errors import HRNetError
 from tests.data.fixtures import save_image, write_json
 
@@ -269,3 +269,22 @@ def test_landmarks_wrong_count_and_malformed_pts(tmp_path):
         ("train/b.pts", None, "malformed .pts file"),
         ("train/a.png", "a.pts", "landmark count is not 68: 2"),
     ]
+
+
+def test_missing_split_folder_or_file(tmp_path):
+    """The reader raises the validator's reason; the validator names the folder or file."""
+    from hrnet.data.imagefolder import ImageFolderDataset
+    from hrnet.data.landmarks import Face300W
+    from hrnet.data.segmentation import PascalVOC
+
+    for fmt, reader, split, name, reason in (
+        ("imagefolder", ImageFolderDataset, "val", "val", "split folder not found"),
+        ("landmarks_300w", Face300W, "challenging", "ibug", "folder of 300W split 'challenging' not found"),
+        ("voc", PascalVOC, "val", "val.txt", "split file not found"),
+    ):
+        with pytest.raises(HRNetError, match=reason):
+            reader(tmp_path, split)
+        report = validate_dataset(fmt, root=tmp_path, split=split)
+        assert not report.success
+        (first, *_) = report.failures
+        assert first.file.endswith(name) and first.record is None and first.reason == reason, fmt

@@ -465,3 +465,112 @@ def test_catalogue_weights_are_held_to_the_prefix_in_their_file_name(http_server
     assert code == 2
     assert "checksum mismatch" in capsys.readouterr().err
     assert _leftovers(tmp_path) == []
+
+
+# --------------------------------------------------------------------------------------------
+# --checksums (a mirror with its own bytes), extract_to, the layout step
+# --------------------------------------------------------------------------------------------
+
+
+def _sbd_mirror(folder: Path) -> dict:
+    folder.mkdir(parents=True)
+    (folder / "benchmark.tgz").write_bytes(_tar_bytes({"benchmark_RELEASE/dataset/train.txt": b"a\n"}))
+    (folder / "train_noval.txt").write_bytes(b"a\n")
+    return {
+        name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        for name in ("benchmark.tgz", "train_noval.txt")
+    }
+
+
+def _tar_bytes(members: dict) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_checksums_file_replaces_the_catalogue_checksums_of_a_mirror(tmp_path, capsys):
+    sums = _sbd_mirror(tmp_path / "mirror")
+    (tmp_path / "sums.json").write_text(json.dumps(sums))
+    source = (tmp_path / "mirror").as_uri() + "/"
+    argv = ["fetch", "sbd", "--out", str(tmp_path / "out"), "--source", source, "--retries", "1"]
+    assert main([*argv, "--checksums", str(tmp_path / "sums.json")]) == 0
+    published = tmp_path / "out" / "sbd"
+    assert (published / "benchmark_RELEASE" / "dataset" / "train.txt").is_file()
+    manifest = json.loads((published / ".fetched.json").read_text())
+    assert {r["filename"]: r["checksum"] for r in manifest["files"]} == {
+        k: f"sha256:{v}" for k, v in sums.items()
+    }
+    assert all(r["verified"] for r in manifest["files"])
+
+
+def test_checksums_file_keeps_the_catalogue_checksum_of_a_file_it_does_not_name(tmp_path, capsys):
+    sums = _sbd_mirror(tmp_path / "mirror")
+    (tmp_path / "sums.json").write_text(json.dumps({"benchmark.tgz": sums["benchmark.tgz"]}))
+    argv = ["fetch", "sbd", "--out", str(tmp_path / "out"), "--source", (tmp_path / "mirror").as_uri() + "/"]
+    assert main([*argv, "--checksums", str(tmp_path / "sums.json"), "--retries", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "checksum mismatch for train_noval.txt" in err and "md5:79bff800" in err
+    assert not (tmp_path / "out" / "sbd").exists()
+
+
+def test_checksums_file_refuses_a_tampered_file_naming_it(tmp_path, capsys):
+    sums = _sbd_mirror(tmp_path / "mirror")
+    (tmp_path / "sums.json").write_text(json.dumps(sums))
+    with (tmp_path / "mirror" / "benchmark.tgz").open("ab") as handle:
+        handle.write(b"tampered")
+    argv = ["fetch", "sbd", "--out", str(tmp_path / "out"), "--source", (tmp_path / "mirror").as_uri() + "/"]
+    assert main([*argv, "--checksums", str(tmp_path / "sums.json"), "--retries", "1"]) == 2
+    assert "checksum mismatch for benchmark.tgz" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "sbd").exists()
+    assert not list((tmp_path / "out").glob(".downloads/*"))
+
+
+def test_checksums_file_needs_a_source_and_one_of_the_file_names(tmp_path, capsys):
+    sums = _sbd_mirror(tmp_path / "mirror")
+    (tmp_path / "sums.json").write_text(json.dumps({**sums, "other.zip": "0" * 64}))
+    assert (
+        main(["fetch", "sbd", "--out", str(tmp_path / "out"), "--checksums", str(tmp_path / "sums.json")])
+        == 2
+    )
+    assert "give --source" in capsys.readouterr().err
+    argv = ["fetch", "sbd", "--out", str(tmp_path / "out"), "--source", (tmp_path / "mirror").as_uri() + "/"]
+    (tmp_path / "others.json").write_text(json.dumps({"other.zip": "0" * 64}))
+    assert main([*argv, "--checksums", str(tmp_path / "others.json")]) == 2
+    assert "names none of the files of sbd" in capsys.readouterr().err
+    # a mirror-wide listing (other entries' files too) is fine
+    assert main([*argv, "--checksums", str(tmp_path / "sums.json")]) == 0
+    argv[3] = str(tmp_path / "out2")
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    assert main([*argv, "--checksums", str(tmp_path / "bad.json")]) == 2
+    assert "JSON object" in capsys.readouterr().err
+
+
+def test_extract_to_unpacks_into_a_sub_folder(tmp_path):
+    archive = tmp_path / "helen.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("trainset/a.pts", "x")
+    files = (RemoteFile(archive.as_uri(), "helen.zip", extract_to="helen"),)
+    result = fetch_files("300w", files, out=tmp_path / "out", retry=NO_WAIT)
+    assert (result.path / "helen" / "trainset" / "a.pts").is_file()
+    with pytest.raises(HRNetError, match="relative sub-folder"):
+        RemoteFile(archive.as_uri(), "helen.zip", extract_to="../x")
+
+
+def test_a_failing_layout_step_publishes_nothing(tmp_path):
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("x.txt", "x")
+
+    def prepare(folder: Path) -> None:
+        assert (folder / "x.txt").is_file()
+        raise HRNetError("layout step failed")
+
+    files = (RemoteFile(archive.as_uri(), "a.zip"),)
+    with pytest.raises(HRNetError, match="layout step failed"):
+        fetch_files("toy", files, out=tmp_path / "out", retry=NO_WAIT, prepare=prepare)
+    assert not (tmp_path / "out" / "toy").exists()
+    assert not list((tmp_path / "out").glob(".toy.tmp-*"))

@@ -277,6 +277,15 @@ def test_pascal_context_59(tmp_path):
     assert mask[0, :4].tolist() == [255, 0, 58, 29]
 
 
+def test_pascal_context_60_keeps_background_as_class_0(tmp_path):
+    """MMSegmentation's 60-class Pascal Context (reduce_zero_label=False): the stored values are
+    the training ids, background included."""
+    ds = PascalContext(make_pascal_context(tmp_path), "val", background=True)
+    assert ds.num_classes == 60 and ds.classes[0] == "background" and ds.classes[-1] == "wood"
+    _, mask = ds[0]
+    assert mask[0, :4].tolist() == [0, 1, 59, 30]
+
+
 def test_segmentation_size_mismatch_and_colour_maps(tmp_path):
     images, masks = tmp_path / "images", tmp_path / "masks"
     save_image(images / "a.png", np.zeros((4, 8, 3), np.uint8))

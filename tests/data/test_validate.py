@@ -11,15 +11,15 @@ import pytest
 
 from hrnet.cli import main
 from hrnet.data.embedded import EMBEDDED_DATASETS, generate_dataset
-from hrnet.data.validate import validate_dataset
+from hrnet.data.validation import validate_dataset
 from tests.data.fixtures import (
     make_ade20k,
     make_cityscapes,
     make_coco_instances,
     make_coco_keypoints,
+    make_cofw,
     make_imagefolder,
     make_pascal_context,
-    make_cofw,
     make_voc,
     make_wflw,
     save_image,
@@ -131,7 +131,7 @@ def test_arguments_are_checked(tmp_path):
 
 def test_importing_the_modules_loads_no_heavy_dependency():
     code = (
-        "import sys, hrnet.data.validate, hrnet.data.fetch, hrnet.data.catalog, "
+        "import sys, hrnet.data.validation, hrnet.data.fetch, hrnet.data.catalog, "
         "hrnet.commands.validate, hrnet.commands.fetch\n"
         "heavy = [m for m in ('great_expectations', 'boto3', 'pandas', 'torch') if m in sys.modules]\n"
         "assert not heavy, heavy"
@@ -224,3 +224,134 @@ def test_cofw_names_a_face_with_the_wrong_landmark_count(tmp_path):
         validate_dataset("landmarks_cofw", root=root, split="train").failures[0].reason
         == "landmark CSV not found"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# One implementation: the validators validate exactly what the readers read
+# --------------------------------------------------------------------------------------------
+
+
+def test_every_format_is_documented_and_resolves():
+    import hrnet.data.validation as validation
+    from hrnet.data.validation.core import FORMATS, _builder
+
+    for fmt in FORMATS:
+        assert f"``{fmt}``" in validation.__doc__, fmt
+        assert callable(_builder(fmt)), fmt
+
+
+def test_validate_help_does_not_import_great_expectations():
+    code = (
+        "import sys\n"
+        "from hrnet.cli import main\n"
+        "try:\n    main(['validate', '--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('great_expectations', 'pandas', 'torch') if m in sys.modules]\n"
+        "assert not heavy, heavy"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "--num-points" in result.stdout
+
+
+def test_300w_validator_reads_the_reader_splits(tmp_path):
+    """300W: the splits of HRNet-Facial-Landmark-Detection, as the reader defines them."""
+    from hrnet.data.landmarks import Face300W, face300w_faces
+    from tests.data.fixtures import make_300w
+
+    root = make_300w(tmp_path / "300w")
+    for split, faces in (("common", 2), ("challenging", 1), ("full", 3)):
+        assert len(Face300W(root, split)) == faces
+        assert len(face300w_faces(root, split)[0]) == faces
+        report = validate_dataset("landmarks_300w", root=root, split=split)
+        assert report.success and report.rows["faces"] == faces, report.failures
+    report = validate_dataset("landmarks_300w", root=root, split="train")  # afw/ and trainsets absent
+    assert not report.success
+    assert report.failures[0].file == "afw" and "300W split 'train' not found" in report.failures[0].reason
+
+
+def test_300w_missing_image_is_refused_by_the_reader_and_reported_by_the_validator(tmp_path):
+    from hrnet.data.landmarks import Face300W, write_pts
+
+    folder = tmp_path / "train"
+    save_image(folder / "a.png", np.zeros((10, 10, 3), np.uint8))
+    write_pts(folder / "a.pts", np.full((68, 2), 5.0))
+    write_pts(folder / "b.pts", np.full((68, 2), 5.0))  # no image beside it
+    with pytest.raises(Exception, match=r"b.pts: no image with the same name beside it"):
+        Face300W(tmp_path, "train")
+    report = validate_dataset("landmarks_300w", root=tmp_path, split="train")
+    assert [(f.file, f.record, f.reason) for f in report.failures] == [
+        ("train/b.jpg", "b.pts", "image file missing")
+    ]
+
+
+def test_imagefolder_validator_and_reader_skip_the_same_files(tmp_path):
+    from hrnet.data.imagefolder import ImageFolderDataset
+
+    make_imagefolder(tmp_path)
+    save_image(tmp_path / "train" / "cat" / ".hidden" / "x.png", np.zeros((4, 4, 3), np.uint8))
+    (tmp_path / "train" / "cat" / "notes.txt").write_text("not an image")
+    save_image(tmp_path / "train" / "cat" / "nested" / "deep.png", np.zeros((4, 4, 3), np.uint8))
+    reader = ImageFolderDataset(tmp_path, "train")
+    report = validate_dataset("imagefolder", root=tmp_path, split="train")
+    assert report.success, report.failures
+    assert report.rows["images"] == len(reader)
+    names = [p.name for p, _ in reader.samples]
+    assert "deep.png" in names and "x.png" not in names
+
+
+def test_mask_folder_validator_and_reader_pair_the_same_files(tmp_path):
+    from hrnet.data.segmentation import MaskFolderSegmentation
+
+    for name in ("a.png", "b.jpg"):
+        save_image(tmp_path / "images" / "train" / name, np.zeros((4, 4, 3), np.uint8))
+        save_image(tmp_path / "masks" / "train" / f"{name[0]}.png", np.zeros((4, 4), np.uint8))
+    save_image(tmp_path / "images" / "train" / "sub" / "c.png", np.zeros((4, 4, 3), np.uint8))  # not read
+    reader = MaskFolderSegmentation(tmp_path / "images" / "train", tmp_path / "masks" / "train")
+    report = validate_dataset("mask_segmentation", root=tmp_path, split="train", num_classes=2)
+    assert report.success, report.failures
+    assert report.rows["images"] == len(reader) == 2
+
+
+@pytest.mark.parametrize("fmt", sorted(LAYOUTS))
+def test_segmentation_validators_validate_the_reader_pairs(fmt, tmp_path):
+    from hrnet.data import segmentation as S
+
+    make, split, kwargs, _ = LAYOUTS[fmt]
+    root = make(tmp_path)
+    reader = {
+        "cityscapes": S.Cityscapes,
+        "ade20k": S.ADE20K,
+        "voc": S.PascalVOC,
+        "pascal_context": S.PascalContext,
+    }
+    dataset = reader[fmt](root, split, **kwargs)
+    report = validate_dataset(fmt, root=root, split=split, **kwargs)
+    assert report.rows["images"] == len(dataset)
+    assert validate_dataset(fmt, root=root, split="nope").failures[0].reason in {
+        "split folder not found",
+        "split file not found",
+    }
+
+
+def test_wflw_and_cofw_validators_report_what_the_readers_refuse(tmp_path):
+    from hrnet.data.landmarks import COFW, WFLW
+    from hrnet.errors import HRNetError
+
+    root = make_wflw(tmp_path / "wflw")
+    assert validate_dataset("landmarks_wflw", root=root, split="test").rows["faces"] == len(
+        WFLW(root, "test")
+    )
+    ann = root / "WFLW_annotations" / "list_98pt_rect_attr_train_test" / "list_98pt_rect_attr_test.txt"
+    ann.write_text("1 2 3 a.jpg\n")
+    with pytest.raises(HRNetError, match="line 1: 4 fields, expected 207"):
+        WFLW(root, "test")
+    (failure,) = validate_dataset("landmarks_wflw", root=root, split="test").failures[:1]
+    assert (failure.record, failure.reason) == ("line 1", "4 fields, expected 2K + 11")
+
+    root = make_cofw(tmp_path / "cofw")
+    csv_path = root / "cofw_test.csv"
+    csv_path.write_text(csv_path.read_text() + "images/test/1.png,x\n")
+    with pytest.raises(HRNetError, match="line 3: non-numeric or missing value"):
+        COFW(root, "test")
+    report = validate_dataset("landmarks_cofw", root=root, split="test")
+    assert [(f.record, f.reason) for f in report.failures] == [("line 3", "non-numeric or missing value")]

@@ -11,7 +11,7 @@ from scipy.io import savemat
 from hrnet.cli import main
 from hrnet.data.io import read_label_map
 from hrnet.data.segmentation import PascalVOC
-from hrnet.data.validate import validate_dataset
+from hrnet.data.validation import validate_dataset
 from hrnet.errors import HRNetError
 from tests.data.fixtures import save_image
 

@@ -27,11 +27,11 @@ from hrnet.engine.config import (
     config_overrides,
     config_to_flags,
 )
-from hrnet.engine.evaluate import _image_points, evaluate_detection
 from hrnet.engine.metrics import coco_evaluate
-from hrnet.engine.tasks import get_task
 from hrnet.errors import HRNetError
-from hrnet.pose_utils import decode_heatmaps, flip_back, generate_heatmaps
+from hrnet.ops.keypoints import decode_heatmaps, flip_back, generate_heatmaps
+from hrnet.tasks import get_task
+from hrnet.tasks.pose import _image_points
 
 # the embedded detection recipe's knobs (docs/EMBEDDED_RECIPES.md), on 64x64 images
 SMALL_DETECTOR = {
@@ -141,8 +141,8 @@ def test_faster_rcnn_evaluation_has_no_mask_ap(shapes: Path, tmp_path: Path) -> 
     model = task.model(cfg, info).eval()
     model.roi_heads.score_thresh = 0.0  # type: ignore[union-attr]  # an untrained model: keep every box
     (tmp_path / "plots").mkdir()
-    metrics = evaluate_detection(
-        task, model, cfg, EvalConfig(workers=0, num_plots=1), info, torch.device("cpu"), tmp_path
+    metrics = task.evaluate(
+        model, cfg, EvalConfig(workers=0, num_plots=1), info, torch.device("cpu"), tmp_path
     )
     assert metrics["num_detections"] > 0
     assert "box_AP" in metrics
@@ -228,15 +228,13 @@ def test_pose_oracle_ground_truth_heatmaps_score_near_one(figures: Path) -> None
 
 @pytest.mark.parametrize("flip", [False, True])
 def test_pose_evaluation_runs_end_to_end(figures: Path, tmp_path: Path, flip: bool) -> None:
-    from hrnet.engine.evaluate import evaluate_pose
-
     cfg = _pose_config(figures)
     task = get_task("pose")
     info = task.info(cfg, task.dataset(cfg, "val", train=False))
     model = task.model(cfg, info).eval()
     (tmp_path / "plots").mkdir()
-    metrics = evaluate_pose(
-        task, model, cfg, EvalConfig(workers=0, flip=flip, num_plots=2), info, torch.device("cpu"), tmp_path
+    metrics = task.evaluate(
+        model, cfg, EvalConfig(workers=0, flip=flip, num_plots=2), info, torch.device("cpu"), tmp_path
     )
     assert metrics["num_instances"] > 0 and metrics["flip_test"] is flip
     assert 0.0 <= metrics["keypoint_AP"] <= 1.0
@@ -255,7 +253,7 @@ def test_keypoint_oks_equals_pycocotools_for_equal_areas() -> None:
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    from hrnet.pose_utils import COCO_KEYPOINT_SIGMAS, keypoint_oks
+    from hrnet.ops.keypoints import COCO_KEYPOINT_SIGMAS, keypoint_oks
 
     rng = np.random.default_rng(0)
     gt_xy = rng.uniform(20, 80, size=(17, 2))
@@ -284,7 +282,7 @@ def test_keypoint_oks_equals_pycocotools_for_equal_areas() -> None:
 
 
 def test_oks_nms_keeps_the_best_of_each_person() -> None:
-    from hrnet.pose_utils import oks_nms
+    from hrnet.ops.keypoints import oks_nms
 
     rng = np.random.default_rng(1)
     a = np.c_[rng.uniform(0, 50, (17, 2)), np.ones(17)]
@@ -303,7 +301,7 @@ def test_oks_nms_removes_the_duplicates_that_cost_coco_ap(figures: Path) -> None
     """Detected boxes give duplicate poses; they are false positives for COCO AP (they outrank
     other persons' poses) until OKS-NMS removes them (oracle poses from the training targets,
     each duplicated half a pixel off at 0.98 of its score)."""
-    from hrnet.engine.evaluate import _oks_nms_per_image
+    from hrnet.tasks.pose import _oks_nms_per_image
 
     cfg = _pose_config(figures)
     task = get_task("pose")

@@ -14,10 +14,10 @@ from torchvision import tv_tensors
 
 from hrnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, segmentation_train_transforms
 from hrnet.engine.config import EvalConfig, TrainConfig, config_from_mapping
-from hrnet.engine.evaluate import evaluate_segmentation, segmentation_probabilities
-from hrnet.engine.tasks import get_task
 from hrnet.errors import HRNetError
 from hrnet.models import create_model
+from hrnet.tasks import get_task
+from hrnet.tasks.segmentation import segmentation_probabilities
 
 # grey level of each class in the synthetic images: the label can be read back from the colour
 LEVELS = (30, 110, 190, 250)
@@ -135,7 +135,7 @@ def test_evaluate_scores_resized_images_against_original_masks(tmp_path: Path) -
     model = task.model(cfg, info).eval()
     ecfg = EvalConfig(batch_size=2, workers=0, device="cpu", scales=(1.0, 1.5), flip=True, num_plots=1)
     (tmp_path / "plots").mkdir()
-    metrics = evaluate_segmentation(task, model, cfg, ecfg, info, torch.device("cpu"), tmp_path)
+    metrics = task.evaluate(model, cfg, ecfg, info, torch.device("cpu"), tmp_path)
     assert 0.0 <= metrics["mIoU"] <= 1.0 and 0.0 <= metrics["mIoU_ms_flip"] <= 1.0
     assert len(metrics["iou"]) == 4
     assert (tmp_path / "plots" / "predictions.png").is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import signal
@@ -189,3 +190,75 @@ def test_ddp_two_processes_match_one(tiny_folder, tmp_path) -> None:
     outputs = [p.communicate(timeout=300)[0] for p in launchers]
     assert [p.returncode for p in launchers] == [0, 0], "\n".join(outputs)
     _assert_same_weights(_weights(nodes), _weights(single), atol=atol)
+
+
+def test_norm_eval_freezes_batchnorm_statistics_but_trains_its_weights(tiny_folder, tmp_path) -> None:
+    """MMDetection's `norm_eval` (HRNet-Object-Detection's backbones): running mean/var keep
+    their starting values, the affine weights still change; without it both change."""
+    import torch
+
+    from hrnet.engine.config import TrainConfig
+    from hrnet.engine.train import train
+
+    def bn_state(run: Path) -> dict[str, torch.Tensor]:
+        state = torch.load(run / "model.pt", weights_only=True, map_location="cpu")["model"]
+        return {k: v for k, v in state.items() if k.startswith("bn1.")}
+
+    cfg = TrainConfig(
+        task="classification", model="hrnet_w18_small", data=str(tiny_folder), input_size=(16, 16),
+        batch_size=4, iters=2, lr=0.05, workers=0, device="cpu", seed=0, deterministic=True,
+    )  # fmt: skip
+    runs = {}
+    for norm_eval in (False, True):
+        out = tmp_path / f"norm_eval_{norm_eval}"
+        train(dataclasses.replace(cfg, norm_eval=norm_eval), out_dir=out, progress=False)
+        runs[norm_eval] = bn_state(out)
+    fresh, frozen = runs[False], runs[True]
+    assert torch.equal(frozen["bn1.running_mean"], torch.zeros_like(frozen["bn1.running_mean"]))
+    assert torch.equal(frozen["bn1.running_var"], torch.ones_like(frozen["bn1.running_var"]))
+    assert not torch.equal(fresh["bn1.running_mean"], frozen["bn1.running_mean"])
+    assert not torch.equal(frozen["bn1.weight"], torch.ones_like(frozen["bn1.weight"]))
+
+
+def test_init_from_a_task_checkpoint_reinitialises_only_the_class_layers(
+    tiny_folder, tmp_path, capsys
+) -> None:
+    """Fine-tuning from a whole task checkpoint: every tensor loads strictly; with another class
+    count only the task's class layers start anew, and the log says so; a checkpoint of another
+    architecture fails naming keys."""
+    import shutil
+
+    import torch
+
+    from hrnet.engine.config import TrainConfig
+    from hrnet.engine.train import train
+    from hrnet.errors import HRNetError
+
+    cfg = TrainConfig(
+        task="classification", model="hrnet_w18_small", data=str(tiny_folder), input_size=(16, 16),
+        batch_size=4, iters=1, lr=0.01, workers=0, device="cpu", seed=0,
+    )  # fmt: skip
+    first = train(cfg, out_dir=tmp_path / "first", progress=False).model_path
+    again = train(
+        dataclasses.replace(cfg, init_from=str(first), lr=1e-12), out_dir=tmp_path / "again", progress=False
+    )
+    a = torch.load(first, weights_only=True)["model"]
+    b = torch.load(again.model_path, weights_only=True)["model"]
+    assert torch.allclose(a["stem.conv1.weight"] if "stem.conv1.weight" in a else a["conv1.weight"],
+                          b["stem.conv1.weight"] if "stem.conv1.weight" in b else b["conv1.weight"], atol=1e-6)  # fmt: skip
+    three = tmp_path / "three"
+    shutil.copytree(tiny_folder, three)
+    for split in ("train", "val"):
+        shutil.copytree(three / split / "red", three / split / "green")
+    train(
+        dataclasses.replace(cfg, data=str(three), init_from=str(first)),
+        out_dir=tmp_path / "three_run",
+        progress=False,
+    )
+    assert "re-initialised" in capsys.readouterr().out
+    other = TrainConfig(
+        task="classification", model="hrnet_w18_small_v2", data=str(tiny_folder), input_size=(16, 16),
+        batch_size=4, iters=1, workers=0, device="cpu", init_from=str(first),
+    )  # fmt: skip
+    with pytest.raises(HRNetError, match=r"shape|missing|unused"):
+        train(other, out_dir=tmp_path / "other", progress=False)

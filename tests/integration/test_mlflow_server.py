@@ -146,6 +146,16 @@ def test_run_artifacts_registry_and_champion(mlflow_server, s3, tmp_path) -> Non
     assert [m.step for m in client.get_metric_history(run_id, "train/loss")] == [1, 2]
     names = {a.path for a in client.list_artifacts(run_id)}
     assert {"model", "plots", "metrics.json", "config.json"} <= names
+    pictures = {a.path for a in client.list_artifacts(run_id, "plots")}
+    assert {"plots/predictions.png", "plots/training_loss.png"} <= pictures, pictures
+    # the model training view of the UI, not the GenAI one
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    # evaluation settings are params, numbers metrics
+    assert run.data.params["eval.num_plots"] == "2" and run.data.params["eval.workers"] == "0"
+    assert run.data.params["eval.split"] == "val"
+    assert not [k for k in run.data.metrics if "eval_settings" in k or k.startswith("eval/num_plots")]
+    assert "eval/eval_seconds" in run.data.metrics
     keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
     assert any(k.endswith(f"{run_id}/artifacts/model/model.pt") for k in keys), keys
 

@@ -1,4 +1,4 @@
-"""Checkpoint interop: timm/official, mmpretrain, OpenMMLab and pose layouts, export, load reports.
+"""Checkpoint interop of backbones: timm/official, mmpretrain, OpenMMLab and pose layouts, export, reports.
 
 timm's HRNet is the reference implementation: a randomly initialised timm model (BatchNorm
 statistics and head biases randomised too) loaded through ``load_pretrained`` must give timm's own
@@ -125,7 +125,7 @@ def timm_model(request: pytest.FixtureRequest) -> Iterator[tuple[str, nn.Module]
 def test_timm_weights_give_timm_outputs(timm_model: tuple[str, nn.Module]) -> None:
     name, reference = timm_model
     model = _ours(name)
-    report = load_pretrained(model, reference.state_dict(), strict=True)
+    report = load_pretrained(model, reference.state_dict())
     assert report.layout == "official"
     assert not report.missing and not report.unused
     assert len(report.loaded) == len(reference.state_dict())
@@ -142,7 +142,7 @@ def test_mmpretrain_layout_with_folded_biases(timm_model: tuple[str, nn.Module])
     assert detect_layout(mm) == "mmpretrain"
     assert not any(k.endswith("conv.bias") for k in mm)
     model = _ours(name)
-    report = load_pretrained(model, {"meta": {"epoch": 100}, "state_dict": mm}, strict=True)
+    report = load_pretrained(model, {"meta": {"epoch": 100}, "state_dict": mm})
     assert report.layout == "mmpretrain"
     assert not model.downsamp_modules[0][0].bias.any() and not model.final_layer[0].bias.any()
     assert reference.downsamp_modules[0][0].bias.abs().sum() > 0  # the fold had something to do
@@ -160,16 +160,20 @@ def test_openmmlab_backbone_layout(timm_model: tuple[str, nn.Module]) -> None:
     mmdet["neck.reduction_conv.conv.weight"] = torch.zeros(256, 270, 1, 1)  # a task key, not ours
     assert detect_layout(mmdet) == "openmmlab"
 
+    backbone_only = {k: v for k, v in mmdet.items() if k.startswith("backbone.")}
+    assert detect_layout(backbone_only) == "openmmlab"
+
     model = _ours(name)
     report = load_pretrained(model, mmdet)
-    assert report.unused == ("neck.reduction_conv.conv.weight",)
-    assert not report.missing
+    assert report.layout == "mmdet"  # the neck key makes it a detector's checkpoint
+    assert report.complete
+    assert [key for key, _ in report.ignored] == ["neck.reduction_conv.conv.weight"]
     _assert_same(model, reference, SMALL)
 
     dense = _ours(name, output="branches")
-    report = load_pretrained(dense, mmdet)
-    assert not report.missing
-    assert {k.split(".")[0] for k in report.unused} == {*HEAD_MODULES, "neck"}
+    report = load_pretrained(dense, backbone_only)
+    assert report.layout == "openmmlab" and report.complete
+    assert {k.split(".")[0] for k, _ in report.ignored} == set(HEAD_MODULES)
     x = torch.randn(1, 3, *SMALL)
     _, ref_branches = _run(reference, x)
     with torch.no_grad():
@@ -184,7 +188,7 @@ def test_export_round_trip_is_identical(layout: str, tmp_path: Path) -> None:
     path = tmp_path / "export.pt"
     torch.save({"state_dict": export_state_dict(source, layout)}, path)  # type: ignore[arg-type]
     target = _ours("hrnet_w18_small_v2", num_classes=10)
-    report = load_pretrained(target, path, strict=True)
+    report = load_pretrained(target, path)
     assert report.source == str(path)
     want, got = source.state_dict(), target.state_dict()
     assert want.keys() == got.keys()
@@ -198,7 +202,7 @@ def test_mmpretrain_export_round_trip_keeps_the_function() -> None:
     assert "neck.0.downsample_layers.2.conv.weight" in exported and "head.fc.bias" in exported
     assert not any(k.endswith("conv.bias") for k in exported)
     target = _ours("hrnet_w18_small", num_classes=10)
-    load_pretrained(target, exported, strict=True)
+    load_pretrained(target, exported)
     x = torch.randn(2, 3, *SMALL)
     with torch.no_grad():
         _assert_close(target(x), source(x))
@@ -221,12 +225,18 @@ def test_pose_checkpoint_file(tmp_path: Path) -> None:
 
     v1 = _ours("hrnet_w18_small_v2", output="v1")
     report = load_pretrained(v1, path)
-    assert report.layout == "pose"
-    assert report.unused == ("final_layer.weight", "final_layer.bias")
-    assert not report.missing
+    assert report.layout == "hrnet_pose"
+    assert report.complete
+    assert [key for key, _ in report.ignored if key.startswith("final_layer")] == [
+        "final_layer.weight",
+        "final_layer.bias",
+    ]
+    assert {key for key, _ in report.ignored} >= {"epoch", "model", "perf"}
 
     branches = _ours("hrnet_w18_small_v2", output="branches")
-    report = load_pretrained(branches, path)
+    with pytest.raises(HRNetError, match=r"stage4\.1\.fuse_layers\.1"):
+        load_pretrained(branches, path)
+    report = load_pretrained(branches, path, partial=True)
     assert report.missing  # the last module of stage 4 fuses only into branch 0 in the pose network
     assert {".".join(k.split(".")[:4]) for k in report.missing} == {
         f"stage4.1.fuse_layers.{i}" for i in (1, 2, 3)
@@ -239,13 +249,14 @@ def test_classification_weights_into_dense_backbone_are_reported(caplog: pytest.
     dense = _ours("hrnet_w18_small", output="v2")
     with caplog.at_level(logging.INFO, logger="hrnet.models.convert"):
         report = load_pretrained(dense, source.state_dict())
-    assert not report.missing
-    assert {k.split(".")[0] for k in report.unused} == set(HEAD_MODULES)
+    assert report.complete  # the ImageNet head is declared not part of a dense backbone
+    assert {k.split(".")[0] for k, _ in report.ignored} == set(HEAD_MODULES)
     for module in HEAD_MODULES:
         assert module in report.summary()
-    assert "unused" in caplog.text and "incre_modules" in caplog.text
-    with pytest.raises(HRNetError, match="strict"):
-        load_pretrained(_ours("hrnet_w18_small", output="v2"), source.state_dict(), strict=True)
+    assert "ignored" in caplog.text and "incre_modules" in caplog.text and "ImageNet" in caplog.text
+    # the other way round, the head is missing: an error
+    with pytest.raises(HRNetError, match=r"without a tensor: incre_modules\.0\.0\.conv1\.weight"):
+        load_pretrained(_ours("hrnet_w18_small"), dense.state_dict())
 
 
 def test_shape_mismatch_names_key_and_shapes() -> None:
@@ -253,7 +264,7 @@ def test_shape_mismatch_names_key_and_shapes() -> None:
     model = _ours("hrnet_w18_small_v2", num_classes=7)
     with pytest.raises(HRNetError, match=r"'classifier.weight'.*\(10, 2048\).*\(7, 2048\)"):
         load_pretrained(model, w18)
-    report = load_pretrained(model, w18, strict_shapes=False)
+    report = load_pretrained(model, w18, partial=True)
     assert {k for k, _, _ in report.mismatched} == {"classifier.weight", "classifier.bias"}
     assert ("classifier.weight", (10, 2048), (7, 2048)) in report.mismatched
     assert "classifier.weight" in report.summary()

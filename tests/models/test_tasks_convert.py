@@ -1,7 +1,9 @@
 """Task checkpoints in the reference layouts load into our models and give identical outputs.
 
-Each foreign state dict is written here by renaming our own (the names from HRNET.md §3), so a
-correct converter must reproduce the model's outputs exactly.
+Each foreign state dict is written here by renaming our own with rules independent of the
+converter's (the module names of MMSegmentation, HRNet-Semantic-Segmentation, MMDetection,
+HRNet-Object-Detection, deep-high-resolution-net.pytorch, mmpose and
+HRNet-Facial-Landmark-Detection), so a correct converter must reproduce the model's outputs.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ import pytest
 import torch
 
 from hrnet.errors import HRNetError
-from hrnet.models import create_model
+from hrnet.models import create_model, load_pretrained
 from hrnet.models.convert import remap
-from hrnet.models.convert_tasks import detect_task_layout, load_task_pretrained
+from hrnet.models.convert_tasks import detect_task_layout
 
 
 def _randomise_bn(model: torch.nn.Module) -> None:
@@ -37,17 +39,17 @@ def test_mmseg_fcn_checkpoint() -> None:
     state = dict(source.state_dict())  # mmseg names are ours: backbone.*, decode_head.*
     state = {"meta": {}, "state_dict": {k: v for k, v in state.items()}}
     images = torch.randn(1, 3, 64, 64)
-    report = load_task_pretrained(target, state)
-    assert report.layout == "native" and not report.missing
+    report = load_pretrained(target, state)
+    assert report.layout == "mmseg" and report.complete
     with torch.no_grad():
         assert torch.equal(target(images)["out"], source(images)["out"])
 
 
-def test_ss_checkpoint_folds_the_head_conv_bias() -> None:
+def test_hrnet_seg_checkpoint_folds_the_head_conv_bias() -> None:
     source, target = _pair("fcn_hrnetv2_w18_small", num_classes=3)
     sd = source.state_dict()
     bias = torch.randn(sd["decode_head.convs.0.bn.running_mean"].shape)
-    ss = remap(
+    foreign = remap(
         sd,
         [
             (r"backbone\.(.+)", r"\1"),
@@ -56,11 +58,13 @@ def test_ss_checkpoint_folds_the_head_conv_bias() -> None:
             (r"decode_head\.conv_seg\.(.+)", r"last_layer.3.\1"),
         ],
     )
-    ss["last_layer.0.bias"] = bias  # SS's conv has a bias: BN(conv + b) with mean + b is the same map
-    ss["last_layer.1.running_mean"] = ss["last_layer.1.running_mean"] + bias
-    ss = {f"model.{k}": v for k, v in ss.items()}  # SS's FullModel prefix
-    report = load_task_pretrained(target, ss)
-    assert report.layout == "ss" and not report.missing and not report.unused
+    foreign["last_layer.0.bias"] = (
+        bias  # HRNet-Semantic-Segmentation's head conv has a bias: BN(conv + b) with mean + b is the same map
+    )
+    foreign["last_layer.1.running_mean"] = foreign["last_layer.1.running_mean"] + bias
+    foreign = {f"model.{k}": v for k, v in foreign.items()}  # HRNet-Semantic-Segmentation's FullModel prefix
+    report = load_pretrained(target, foreign)
+    assert report.layout == "hrnet_seg" and report.complete
     images = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(target(images)["out"], source(images)["out"], rtol=1e-5, atol=1e-5)
@@ -92,7 +96,7 @@ OD_RULES = [
 ]
 
 
-@pytest.mark.parametrize("layout", ["mmdet", "od"])
+@pytest.mark.parametrize("layout", ["mmdet", "hrnet_det"])
 def test_detection_checkpoints(layout: str) -> None:
     kwargs = {"num_classes": 3, "min_size": 64, "max_size": 64, "box_score_thresh": 0.0}
     source, target = _pair("fasterrcnn_hrnetv2p_w18_small", **kwargs)
@@ -107,8 +111,8 @@ def test_detection_checkpoints(layout: str) -> None:
             source.roi_heads.box_predictor.bbox_pred.weight[:4].zero_()
             source.roi_heads.box_predictor.bbox_pred.bias[:4].zero_()
     assert detect_task_layout(foreign, target) == layout
-    report = load_task_pretrained(target, foreign)
-    assert not report.missing and not report.unused
+    report = load_pretrained(target, foreign)
+    assert report.complete
     images = [torch.rand(3, 64, 64)]
     with torch.no_grad():
         a, b = source(images)[0], target(images)[0]
@@ -118,30 +122,32 @@ def test_detection_checkpoints(layout: str) -> None:
 def test_backbone_checkpoint_into_a_detector_reports_the_heads() -> None:
     backbone = create_model("hrnet_w18_small")
     model = create_model("fasterrcnn_hrnetv2p_w18_small", num_classes=3)
-    report = load_task_pretrained(model, backbone.state_dict())
-    assert report.layout == "backbone"
+    with pytest.raises(HRNetError, match=r"without a tensor: backbone\.neck\.reduction_conv\.weight"):
+        load_pretrained(model, backbone.state_dict())
+    report = load_pretrained(model, backbone.state_dict(), partial=True)
+    assert report.layout == "official"
     assert torch.equal(model.backbone.body.conv1.weight, backbone.conv1.weight)
-    assert any(k.startswith("backbone.body.incre_modules") for k in report.unused)
+    assert any(k.startswith("backbone.body.incre_modules") for k, _ in report.ignored)
     assert any(k.startswith("roi_heads.") for k in report.missing)
 
 
 def test_shape_mismatch_names_the_key() -> None:
     source = create_model("fasterrcnn_hrnetv2p_w18_small", num_classes=5)
     target = create_model("fasterrcnn_hrnetv2p_w18_small", num_classes=3)
-    with pytest.raises(HRNetError, match=r"cls_score\.weight"):
-        load_task_pretrained(target, source.state_dict())
+    with pytest.raises(HRNetError, match=r"cls_score\.weight.*\(5, 1024\).*\(3, 1024\)"):
+        load_pretrained(target, source.state_dict())
 
 
-@pytest.mark.parametrize("layout", ["pose", "mmpose"])
+@pytest.mark.parametrize("layout", ["hrnet_pose", "mmpose"])
 def test_pose_checkpoints(layout: str) -> None:
     source, target = _pair("pose_hrnet_w18_small", num_joints=5)
     sd = source.state_dict()
-    if layout == "pose":  # PE: top-level backbone, `module.` from DataParallel
+    if layout == "hrnet_pose":  # top-level backbone, `module.` from DataParallel
         foreign = {f"module.{k.removeprefix('backbone.')}": v for k, v in sd.items()}
     else:
         foreign = {k.replace("final_layer.", "keypoint_head.final_layer."): v for k, v in sd.items()}
-    report = load_task_pretrained(target, foreign)
-    assert report.layout == layout and not report.missing and not report.unused
+    report = load_pretrained(target, foreign)
+    assert report.layout == layout and report.complete
     images = torch.randn(1, 3, 64, 48)
     with torch.no_grad():
         assert torch.equal(target(images), source(images))
@@ -150,8 +156,8 @@ def test_pose_checkpoints(layout: str) -> None:
 def test_facial_landmark_checkpoint() -> None:
     source, target = _pair("landmark_hrnetv2_w18_small", num_points=6)
     foreign = {k.removeprefix("backbone."): v for k, v in source.state_dict().items()}
-    report = load_task_pretrained(target, foreign)
-    assert report.layout == "fl" and not report.missing and not report.unused
+    report = load_pretrained(target, foreign)
+    assert report.layout == "hrnet_face" and report.complete
     images = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(target(images), source(images))

@@ -8,7 +8,7 @@ import torch
 from hrnet.models import create_model
 from hrnet.models.flops import count_params
 from hrnet.models.landmarks import NME_NORMALISATION, landmark_nme, normalising_distance
-from hrnet.pose_utils import decode_heatmaps, generate_heatmaps
+from hrnet.ops.keypoints import decode_heatmaps, generate_heatmaps
 
 
 @pytest.mark.parametrize(("num_points", "pair"), [(68, (36, 45)), (98, (60, 72)), (29, (8, 9))])

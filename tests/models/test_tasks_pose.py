@@ -1,4 +1,4 @@
-"""Top-down pose: geometry and heatmap helpers (hrnet.pose_utils), the pose model and its size."""
+"""Top-down pose: geometry and heatmap helpers (hrnet.ops.keypoints), the pose model and its size."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from torch import Tensor
 from hrnet.models import create_model
 from hrnet.models.flops import count_flops, count_params
 from hrnet.models.pose import flip_test, joints_mse_loss
-from hrnet.pose_utils import (
+from hrnet.ops.keypoints import (
     COCO_FLIP_PAIRS,
     affine_transform_points,
     box_to_center_scale,

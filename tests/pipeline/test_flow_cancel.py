@@ -23,35 +23,30 @@ from tests.pipeline.conftest import BIN, ROOT, git_commit_all, run
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PARAMS = """\
-generate:
-  toy: {seed: 0}
-validate:
-  toy: {formats: ""}
+datasets:
+  toy: {generate: {seed: 0, num_train: 1, num_val: 1}, validate: {formats: []}}
 rows:
-  toy_row: {}
-benchmark:
   toy_row:
-    task: classification
+    table: Toy
     dataset: toy
-    split: val
-    model: none
     schedule: "1e"
     metric: top1
     mode: max
     published:
       - {metric: top1, value: 1.0, unit: "%", source: test}
+    train: {task: classification, model: hrnet_w18_small}
 """
 
 DVC_YAML = """\
 stages:
   generate:
-    foreach: ${generate}
+    foreach: ${datasets}
     do:
-      cmd: mkdir -p data/${key} && echo ${item.seed} > data/${key}/seed.txt
+      cmd: mkdir -p data/${key} && echo ${item.generate.seed} > data/${key}/seed.txt
       outs:
         - data/${key}
   validate:
-    foreach: ${validate}
+    foreach: ${datasets}
     do:
       cmd: mkdir -p data/validation/${key}
       deps:
@@ -59,7 +54,7 @@ stages:
       outs:
         - data/validation/${key}
   train:
-    foreach: ${benchmark}
+    foreach: ${rows}
     do:
       cmd: python train.py runs/${key}
       deps:
@@ -67,7 +62,7 @@ stages:
       outs:
         - runs/${key}/model.pt
   evaluate:
-    foreach: ${benchmark}
+    foreach: ${rows}
     do:
       cmd: >-
         echo '{"top1": 1.0}' > runs/${key}/metrics.json
@@ -77,7 +72,7 @@ stages:
         - runs/${key}/metrics.json:
             cache: false
   register:
-    foreach: ${benchmark}
+    foreach: ${rows}
     do:
       cmd: >-
         echo '{}' > runs/${key}/registered.json

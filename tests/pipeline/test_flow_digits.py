@@ -89,11 +89,15 @@ def _small_digits_project(project: Path, s3_url: str) -> Path:
     """The project copy with the digits row made smaller, and the moto bucket as DVC remote."""
     params_path = project / "params.yaml"
     params = yaml.safe_load(params_path.read_text())
-    params["generate"] = {"digits": {"seed": 0, "num_train": 120, "num_val": 60}}
-    params["validate"] = {"digits": {**params["validate"]["digits"], "splits": "val"}}
-    params["benchmark"] = {ROW: params["benchmark"][ROW]}
-    params["rows"] = {ROW: {**params["rows"][ROW], "epochs": 1, "batch_size": 50}}
+    digits = params["datasets"]["digits"]
+    digits["generate"] = {"seed": 0, "num_train": 120, "num_val": 60}
+    digits["validate"]["splits"] = ["val"]
+    params["datasets"] = {"digits": digits}
+    row = params["rows"][ROW]
+    row["train"].update({"epochs": 1, "batch_size": 50})
+    params["rows"] = {ROW: row}
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    run([str(BIN / "hrnet"), "pipeline", "sync"], project)  # dvc.yaml follows the params file
     dvc = str(BIN / "dvc")
     run([dvc, "remote", "add", "-f", "-d", "s3", "s3://dvc-remote/store"], project)
     run([dvc, "remote", "modify", "s3", "endpointurl", s3_url], project)

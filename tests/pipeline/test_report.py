@@ -9,37 +9,33 @@ import pytest
 
 from hrnet.cli import main
 from hrnet.errors import HRNetError
-from hrnet.report import build_entries, count_model, write_report
-from hrnet.rows import load_rows
+from hrnet.mlops.report import build_entries, count_model, write_report
+from hrnet.mlops.rows import load_rows
 
 PARAMS = """\
+datasets:
+  digits: {generate: {num_train: 10, num_val: 5}}
+  faces: {generate: {num_train: 10, num_val: 5}}
 rows:
-  toy_cls: {task: classification, model: hrnet_w18_small, num_classes: 10, input_size: [32, 32]}
-  toy_lmk: {task: landmarks, model: landmark_hrnetv2_w18, num_keypoints: 68, input_size: [64, 64]}
-benchmark:
   toy_cls:
     table: Toy table
-    task: classification
     dataset: digits
-    split: val
-    model: hrnet_w18_small
     schedule: 1e
     metric: top1
     mode: max
     published:
       - {metric: top1, value: 90.0, unit: "%", source: test}
       - {metric: params, value: 11.0, unit: "M", source: test}
+    train: {task: classification, model: hrnet_w18_small, num_classes: 10, input_size: [32, 32]}
   toy_lmk:
     table: Toy table
-    task: landmarks
     dataset: faces
-    split: test
-    model: landmark_hrnetv2_w18
     schedule: 1e
     metric: NME
     mode: min
     published:
       - {metric: NME, value: 3.5, unit: "%", source: test}
+    train: {task: landmarks, model: landmark_hrnetv2_w18, num_keypoints: 68, input_size: [64, 64], val_split: test}
 reference:
   toy_htc:
     task: detection
@@ -72,6 +68,9 @@ def project(tmp_path: Path) -> Path:
     (run / "mlflow_run.json").write_text(json.dumps({"run_id": "abc123", "experiment_id": "7"}))
     registered = {"uri": "models:/hrnet-embedded-toy_cls/3", "champion": True, "version": 3}
     (run / "registered.json").write_text(json.dumps(registered))
+    verified = {"metric": "top1", "source": "timm", "ours": 89.8, "delta": -0.2, "outcome": "reproduced"}
+    (run / "verify-toy").mkdir()
+    (run / "verify-toy" / "verified.json").write_text(json.dumps(verified))
     return tmp_path
 
 
@@ -86,7 +85,7 @@ def test_entries_compare_ours_with_published(project):
     assert cls.state == "run" and cls.ours == pytest.approx(92.5)  # metrics.json fraction -> percent
     assert cls.delta == pytest.approx(2.5)
     assert cls.published_params == 11.0
-    assert cls.mlflow == "http://ui:5000/#/experiments/7/runs/abc123"
+    assert cls.mlflow == "http://ui:5000/#/experiments/7/runs/abc123?workflowType=machine_learning"
     assert cls.registered == "models:/hrnet-embedded-toy_cls/3 @champion"
     assert cls.checkpoint == "runs/toy_cls/model.pt (md5 0123456789)"
     assert entries["toy_lmk"].state == "not_run" and entries["toy_lmk"].ours is None
@@ -110,7 +109,11 @@ def test_cli_writes_markdown_html_and_plots(project, tmp_path):
     )
     assert code == 0
     markdown = (out / "BENCHMARKS.md").read_text()
-    assert "| `toy_cls` | hrnet_w18_small | 1e | top1 (%) | 90.00 | 92.50 | +2.50 |" in markdown
+    # published, verified (the published checkpoint evaluated here) and reproduced (trained here)
+    assert (
+        "| `toy_cls` | hrnet_w18_small | 1e | top1 (%) | 90.00 | 89.80 (-0.20, reproduced; timm) | 92.50 | +2.50 |"
+        in markdown
+    )
     assert "| `toy_lmk` |" in markdown and "not run" in markdown
     assert (
         "| `toy_htc` | HTC (HRNetV2p-W48) | box AP (%) | 47.00 | not built | architecture not built |"

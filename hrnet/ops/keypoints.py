@@ -1,6 +1,6 @@
 """Heatmap and affine-geometry helpers shared by the pose/landmark models and their data pipelines.
 
-Conventions (those of the top-down pose reference, PE):
+Conventions (those of the top-down pose reference, deep-high-resolution-net.pytorch):
 
 - A person box is described by ``center (x, y)`` and ``scale (sx, sy)`` in units of
   :data:`PIXEL_STD` = 200 pixels; :func:`box_to_center_scale` makes them from an ``xywh`` box.
@@ -39,7 +39,7 @@ __all__ = [
     "warp_affine",
 ]
 
-PIXEL_STD = 200.0  # the unit of `scale` (PE's pixel_std)
+PIXEL_STD = 200.0  # the unit of `scale` (deep-high-resolution-net.pytorch's pixel_std)
 
 # COCO keypoints: 0 nose, 1/2 eyes, 3/4 ears, 5/6 shoulders, 7/8 elbows, 9/10 wrists, 11/12 hips,
 # 13/14 knees, 15/16 ankles (left, right): the pairs that swap under a horizontal flip.
@@ -92,7 +92,7 @@ def get_affine_transform(
     The point ``center + shift * scale * 200`` goes to the output centre ``(w / 2, h / 2)``; the
     box width ``scale[0] * 200`` becomes the output width ``output_size[0]`` (one isotropic factor,
     so the aspect ratio is that of the output); the content is rotated by ``rot`` degrees
-    (counter-clockwise as seen on screen, PE's convention).
+    (counter-clockwise as seen on screen, deep-high-resolution-net.pytorch's convention).
 
     Args:
         center: ``(x, y)`` in image pixels.
@@ -166,7 +166,7 @@ def generate_heatmaps(
     joint_weights: Tensor | None = None,
     subpixel: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """Gaussian heatmap targets for one sample (PE's target encoding).
+    """Gaussian heatmap targets for one sample (deep-high-resolution-net.pytorch's target encoding).
 
     The Gaussian of joint ``k`` is centred on the heatmap pixel nearest to ``keypoints[k] / stride``
     and cut at ``3 * sigma``; a joint that is not visible, or whose Gaussian lies wholly outside the
@@ -195,7 +195,8 @@ def generate_heatmaps(
     points = torch.as_tensor(keypoints, dtype=torch.float64)
     mu_x, mu_y = points[:, 0] / stride_x, points[:, 1] / stride_y
     if not subpixel:
-        mu_x, mu_y = (mu_x + 0.5).trunc(), (mu_y + 0.5).trunc()  # int(v + 0.5), as PE rounds
+        # int(v + 0.5), as deep-high-resolution-net.pytorch rounds
+        mu_x, mu_y = (mu_x + 0.5).trunc(), (mu_y + 0.5).trunc()
     outside = (mu_x - radius >= w) | (mu_y - radius >= h) | (mu_x + radius + 1 < 0) | (mu_y + radius + 1 < 0)
     weight[outside] = 0
     dx = torch.arange(w, dtype=torch.float64)[None, :] - mu_x[:, None]
@@ -215,7 +216,7 @@ def decode_heatmaps(
 
     Coordinates are in heatmap pixels: the arg-max, moved a quarter pixel toward the higher of its
     two neighbours along each axis (where both neighbours exist). Joints whose maximum is not
-    positive get ``(0, 0)``, as in PE.
+    positive get ``(0, 0)``, as in deep-high-resolution-net.pytorch.
 
     With ``subpixel=True`` the arg-max is refined instead by one Newton step on the logarithm of
     the map smoothed with a Gaussian of ``blur_sigma`` heatmap pixels (DARK, Zhang et al. 2020):
@@ -312,11 +313,11 @@ def flip_back(
     """Heatmaps predicted on horizontally flipped images -> heatmaps of the original images.
 
     Mirrors ``heatmaps [B, K, h, w]`` along ``w`` and swaps each (left, right) pair of channels.
-    With ``shift=True`` the result is also moved one pixel to the right (PE's ``SHIFT_HEATMAP``):
-    the mirrored peak lands 3/4 px left of where it belongs (input column ``x`` goes to
-    ``W - 1 - x``, i.e. heatmap column ``u`` to ``w - 1/4 - u``, while mirroring the map sends
-    ``u`` to ``w - 1 - u``). With ``subpixel=True`` as well, the shift is that exact 3/4 px
-    (linear interpolation), for the sub-pixel codec.
+    With ``shift=True`` the result is also moved one pixel to the right
+    (deep-high-resolution-net.pytorch's ``SHIFT_HEATMAP``): the mirrored peak lands 3/4 px left of
+    where it belongs (input column ``x`` goes to ``W - 1 - x``, i.e. heatmap column ``u`` to ``w -
+    1/4 - u``, while mirroring the map sends ``u`` to ``w - 1 - u``). With ``subpixel=True`` as
+    well, the shift is that exact 3/4 px (linear interpolation), for the sub-pixel codec.
     """
     out = heatmaps.flip(-1)
     perm = list(range(heatmaps.shape[1]))
@@ -350,8 +351,9 @@ def oks_nms(
     sigmas: Sequence[float] = COCO_KEYPOINT_SIGMAS,
     visibility_threshold: float = 0.2,
 ) -> list[int]:
-    """Greedy NMS of one image's pose instances by object keypoint similarity (PE's test step
-    with detected boxes: several boxes on one person give near-identical poses).
+    """Greedy NMS of one image's pose instances by object keypoint similarity
+    (deep-high-resolution-net.pytorch's test step with detected boxes: several boxes on one
+    person give near-identical poses).
 
     Args:
         keypoints: ``[N, K, 3]`` (x, y, confidence) in image pixels.

@@ -26,7 +26,7 @@ from typing import Any
 
 from hrnet.data.io import load_json, write_bytes_atomic, write_json_atomic
 from hrnet.errors import HRNetError
-from hrnet.rows import BenchmarkRow, load_rows
+from hrnet.mlops.rows import BenchmarkRow, load_rows
 
 __all__ = ["Entry", "build_entries", "count_model", "render_html", "render_markdown", "write_report"]
 
@@ -51,6 +51,7 @@ class Entry:
     mlflow: str  # link or run id ("" when none)
     registered: str  # models:/name/version (+ " @champion")
     checkpoint: str  # "runs/<id>/model.pt (md5 ...)" when DVC tracks it
+    verified: tuple[dict[str, Any], ...] = ()  # verified.json records of its published checkpoints
 
     @property
     def delta(self) -> float | None:
@@ -97,7 +98,9 @@ def _mlflow_link(run_dir: Path, mlflow_ui: str) -> str:
     record = load_json(path)
     run_id, experiment = record.get("run_id", ""), record.get("experiment_id", "")
     if mlflow_ui and run_id:
-        return f"{mlflow_ui.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+        return (
+            f"{mlflow_ui.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}?workflowType=machine_learning"
+        )
     return f"run {run_id}" if run_id else ""
 
 
@@ -117,42 +120,46 @@ def _published(row: BenchmarkRow, metric: str) -> float | None:
 
 def count_model(row: BenchmarkRow) -> dict[str, Any]:
     """Count the parameters and MACs of a runnable row's model at its input size, on the meta
-    device (nothing is allocated). Returns ``{"params", "macs"}``, without ``macs`` for
-    detection models, and ``{"error"}`` where counting failed."""
+    device (nothing is allocated). The row's task names the module and the input
+    (:meth:`hrnet.tasks.Task.count_model`). Returns ``{"params", "macs"}``, without ``macs``
+    where the task has no traceable input (detection), and ``{"error"}`` where counting failed."""
     import torch
 
-    from hrnet.models import create_model
+    from hrnet.engine.config import config_from_mapping
     from hrnet.models.flops import count_flops, count_params
+    from hrnet.tasks import get_task
 
-    cfg = row.train or {}
-    size = cfg.get("input_size", [224, 224])
-    height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[-1]))
-    classes = int(cfg.get("num_classes") or 0)
-    points = int(cfg.get("num_keypoints") or 0)
-    kwargs: dict[str, Any] = {
-        "classification": {"num_classes": classes or 1000},
-        "segmentation": {"num_classes": classes or 19},
-        "detection": {"num_classes": (classes or 80) + 1},
-        "pose": {"num_joints": points or 17},
-        "landmarks": {"num_points": points or 68},
-    }.get(row.task, {})
-    if row.task == "detection":  # a row's own head sizes (the embedded row's toy-sized head)
-        kwargs.update({k: cfg[k] for k in ("fpn_channels", "representation_size") if cfg.get(k)})
-        if cfg.get("anchor_sizes"):
-            kwargs["anchor_sizes"] = tuple(cfg["anchor_sizes"])
     try:
+        cfg = config_from_mapping(
+            {**(row.train or {}), "task": row.task, "model": row.model}, source=f"rows.{row.id}"
+        )
         with torch.device("meta"):
-            model = create_model(row.model, **kwargs)
+            model, input_size = get_task(cfg.task).count_model(cfg)
     except Exception as exc:  # a model that cannot be built: report it, do not fail the report
         return {"error": f"{type(exc).__name__}: {exc}"[:200]}
     counts: dict[str, Any] = {"params": count_params(model)}
-    if row.task == "detection":  # proposals have data-dependent shapes: no meta-device trace
+    if input_size is None:
         return counts
     try:  # the model is on the meta device, so is the input count_flops makes
-        counts["macs"] = count_flops(model, (height, width)).macs
+        counts["macs"] = count_flops(model, input_size).macs
     except Exception as exc:
         counts["error"] = f"{type(exc).__name__}: {exc}"[:200]
     return counts
+
+
+def _counting_code_version() -> str:
+    """A digest of the code that builds and counts the models (every module the task registry
+    and the FLOP counter import): a change to any of it invalidates the cached counts."""
+    import hashlib
+
+    from hrnet.mlops.pipeline import _module_file, import_closure
+
+    digest = hashlib.sha256()
+    for name in sorted(import_closure(["hrnet.tasks", "hrnet.models.flops"])):
+        path = _module_file(name)
+        if path is not None:
+            digest.update(name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _counts(rows: Iterable[BenchmarkRow], cache_path: Path) -> dict[str, dict[str, Any]]:
@@ -161,6 +168,7 @@ def _counts(rows: Iterable[BenchmarkRow], cache_path: Path) -> dict[str, dict[st
 
     cache: dict[str, Any] = load_json(cache_path) if cache_path.is_file() else {}
     counts, changed = {}, False
+    version = _counting_code_version()
     for row in rows:
         cfg = row.train or {}
         key = (
@@ -177,7 +185,7 @@ def _counts(rows: Iterable[BenchmarkRow], cache_path: Path) -> dict[str, dict[st
                     cfg.get("anchor_sizes"),
                 )
             )
-            + f"|torch {torch.__version__.split('+')[0]}"
+            + f"|torch {torch.__version__.split('+')[0]}|code {version}"
         )
         if key not in cache:
             cache[key] = count_model(row)
@@ -222,6 +230,13 @@ def build_entries(
                     ours *= 100.0
             state = row.status if row.status != "ready" else ("run" if ours is not None else "not_run")
             count = counts.get(row.id, {})
+            from hrnet.mlops.verify import verified_records
+
+            verified = tuple(
+                r
+                for r in verified_records(run_dir)
+                if r.get("metric") == row.metric and row.status == "ready"
+            )
             model_path = f"runs/{row.id}/model.pt"
             md5 = hashes.get(model_path)
             entries.append(
@@ -239,6 +254,7 @@ def build_entries(
                     mlflow=_mlflow_link(run_dir, mlflow_ui),
                     registered=_registered(run_dir),
                     checkpoint=f"{model_path} (md5 {md5[:10]})" if md5 else "",
+                    verified=verified,
                 )
             )
     return entries
@@ -253,6 +269,19 @@ def _num(value: float | None, digits: int = 2, signed: bool = False) -> str:
     if value is None:
         return "-"
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _verified(entry: Entry) -> str:
+    """The published checkpoints evaluated here: value (delta, outcome; source)."""
+    if not entry.verified:
+        return "-"
+    parts = []
+    for r in entry.verified:
+        if r.get("ours") is None:
+            parts.append(f"{r.get('outcome', 'not run')} ({r.get('source', '')})")
+        else:
+            parts.append(f"{r['ours']:.2f} ({r['delta']:+.2f}, {r['outcome']}; {r.get('source', '')})")
+    return "; ".join(parts)
 
 
 def _ours(entry: Entry) -> str:
@@ -293,13 +322,13 @@ def render_markdown(entries: Sequence[Entry]) -> str:
         lines += [f"## {title}", ""]
         if section[0].row.status == "ready":
             lines += [
-                "| row | model | schedule | metric | published | ours | delta | params (M) | GFLOPs | MLflow | registered | checkpoint |",
-                "|---|---|---|---|---:|---:|---:|---:|---:|---|---|---|",
+                "| row | model | schedule | metric | published | verified (published checkpoint) | reproduced (trained here) | delta | params (M) | GFLOPs | MLflow | registered | checkpoint |",
+                "|---|---|---|---|---:|---|---:|---:|---:|---:|---|---|---|",
             ]
             for e in section:
                 lines.append(
                     f"| `{e.row.id}` | {e.row.model} | {e.row.schedule} | {e.metric} ({e.unit}) | "
-                    f"{_num(e.published)} | {_ours(e)} | {_num(e.delta, signed=True)} | "
+                    f"{_num(e.published)} | {_verified(e)} | {_ours(e)} | {_num(e.delta, signed=True)} | "
                     f"{_pair(e.published_params, e.params)} | {_pair(e.published_gflops, e.gflops)} | "
                     f"{e.mlflow or '-'} | {e.registered or '-'} | {e.checkpoint or '-'} |"
                 )
@@ -330,7 +359,7 @@ def render_html(entries: Sequence[Entry], plots: Sequence[str]) -> str:
         parts.append(f"<h2>{esc(title)}</h2><table>")
         if section[0].row.status == "ready":
             parts.append(
-                "<tr><th>row</th><th>model</th><th>schedule</th><th>metric</th><th>published</th><th>ours</th>"
+                "<tr><th>row</th><th>model</th><th>schedule</th><th>metric</th><th>published</th><th>verified</th><th>reproduced</th>"
                 "<th>delta</th><th>params (M)</th><th>GFLOPs</th><th>MLflow</th><th>registered</th><th>checkpoint</th></tr>"
             )
             for e in section:
@@ -344,7 +373,8 @@ def render_html(entries: Sequence[Entry], plots: Sequence[str]) -> str:
                 parts.append(
                     f"<tr><td><code>{esc(e.row.id)}</code></td><td>{esc(e.row.model)}</td>"
                     f"<td>{esc(e.row.schedule)}</td><td>{esc(e.metric)} ({esc(e.unit)})</td>"
-                    f"<td class=num>{_num(e.published)}</td><td class='num{'' if e.ours is not None else ' muted'}'>"
+                    f"<td class=num>{_num(e.published)}</td><td>{esc(_verified(e))}</td>"
+                    f"<td class='num{'' if e.ours is not None else ' muted'}'>"
                     f"{esc(_ours(e))}</td><td class='num {cls}'>{_num(e.delta, signed=True)}</td>"
                     f"<td class=num>{_pair(e.published_params, e.params)}</td>"
                     f"<td class=num>{_pair(e.published_gflops, e.gflops)}</td><td>{link}</td>"
@@ -441,7 +471,7 @@ def write_report(
     write_bytes_atomic(out_dir / "index.html", render_html(entries, names).encode("utf-8"))
     summary = [
         {"row": e.row.id, "suite": e.row.suite, "state": e.state, "metric": e.metric, "unit": e.unit,
-         "published": e.published, "ours": e.ours, "delta": e.delta}
+         "published": e.published, "ours": e.ours, "delta": e.delta, "verified": list(e.verified)}
         for e in entries
     ]  # fmt: skip
     write_json_atomic(out_dir / "summary.json", summary, indent=1)

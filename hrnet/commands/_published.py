@@ -1,0 +1,67 @@
+"""Published weights on the command line (``--weights`` of ``hrnet evaluate`` and ``hrnet
+predict``): the model they are loaded into comes from a row (``--params/--row``) or from flags."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def add_published_arguments(parser: argparse.ArgumentParser, *, model_flag: bool = True) -> None:
+    group = parser.add_argument_group("published weights (with --weights)")
+    group.add_argument("--params", type=Path, default=None, help="params file of --row: its model and data")
+    group.add_argument("--row", default=None, help="row id whose model, data and split are used")
+    if model_flag:
+        group.add_argument("--model", default=None, help="model name (hrnet.models.list_models())")
+    group.add_argument("--dataset", default=None, help="the data's format (imagefolder, coco_instances, ...)")
+    group.add_argument("--num-classes", type=int, default=0, help="classes (0 = from the data)")
+    group.add_argument("--input-size", type=int, nargs="+", default=None, help="input height [width]")
+    group.add_argument("--partial", action="store_true", help="load what fits and report the rest")
+
+
+def published_config(args: argparse.Namespace, model: str | None) -> Any:  # -> TrainConfig
+    """The model and data published weights are evaluated as: a row's, or the flags'."""
+    from hrnet.engine.config import config_from_mapping
+    from hrnet.errors import HRNetError
+
+    device = getattr(args, "device", None) or "auto"
+    workers = getattr(args, "workers", None)
+    workers = 0 if workers is None else workers
+    if args.params is not None or args.row is not None:
+        if args.params is None or args.row is None:
+            raise HRNetError("--params and --row go together")
+        from hrnet.mlops.rows import train_settings
+
+        values, _ = train_settings(args.params, args.row)
+        values = {**values, "device": device, "workers": workers}
+        if args.data is not None:
+            values["data"] = args.data
+        return config_from_mapping(values, source=f"{args.params} rows.{args.row}.train")
+    if not (model and args.data and args.dataset):
+        raise HRNetError("--weights: give --params and --row, or the model name, --data and --dataset")
+    from hrnet.models import model_info
+
+    values = {"task": model_info(model).task, "model": model, "data": args.data, "dataset": args.dataset}
+    values |= {"num_classes": args.num_classes, "device": device, "workers": workers}
+    if getattr(args, "split", ""):
+        values["val_split"] = args.split
+    if args.input_size:
+        values["input_size"] = args.input_size
+    return config_from_mapping(values, source="command line")
+
+
+def import_published(
+    args: argparse.Namespace, model: str | None = None, out: Path | None = None
+) -> tuple[Path, str]:
+    """Load ``args.weights`` (a file or a catalogued checkpoint, fetched once) strictly into the
+    configured model, write ``<out>/model.pt``; return the folder and the split it reads."""
+    from hrnet.engine.published import import_weights, resolve_weights
+
+    cfg = published_config(args, model if model is not None else getattr(args, "model", None))
+    split = getattr(args, "split", "") or cfg.val_split
+    weights = resolve_weights(args.weights)
+    out = out or args.out or Path("runs") / "published" / (args.row or cfg.model)
+    import_weights(cfg, weights, out, partial=args.partial, split=split)
+    print(f"loaded {weights} into {cfg.model} ({out / 'model.pt'})")
+    return out, split

@@ -1,0 +1,69 @@
+"""Dataset validation with Great Expectations: one suite per table of records, per on-disk format.
+
+A dataset is turned into pandas tables of records (one row per image, annotation or mask label),
+each row naming its ``file`` and ``record``. Great Expectations runs a suite per table in an
+ephemeral context; every unexpected row becomes a :class:`Failure` (file, record, reason).
+What Great Expectations cannot express because there is no row to check -- a malformed JSON
+file, a record missing a key, an unparsable ``.pts`` -- is found while building the tables and
+reported the same way. Nothing in a bad dataset produces a traceback.
+
+Where a reader has a file index (which images and annotations a split holds), the validator
+takes the split from that index and parses the annotations with the reader's own parser, so it
+validates exactly what the reader will read: :func:`hrnet.data.imagefolder.imagefolder_files`,
+the ``*_files`` functions of :mod:`hrnet.data.segmentation` and the ``*_faces`` functions of
+:mod:`hrnet.data.landmarks`.
+
+The eleven formats of :data:`FORMATS` and their layouts (``ROOT`` = ``--root``,
+``S`` = ``--split``), by module of this package:
+
+=====================  ===================================================================
+:mod:`.imagefolder`
+``imagefolder``        ``ROOT/S/<class>/<image>``
+:mod:`.coco`
+``coco_instances``     ``ROOT/annotations/instances_S.json``; images in ``ROOT/images/S`` or
+                       ``ROOT/S`` (COCO's own ``val2017/``)
+``coco_keypoints``     ``ROOT/annotations/person_keypoints_S.json``; images as above
+:mod:`.segmentation`
+``mask_segmentation``  ``ROOT/images/S/<stem>.<ext>`` + ``ROOT/masks/S/<stem>.png``
+``cityscapes``         ``ROOT/leftImg8bit/S/<city>/<name>_leftImg8bit.png`` +
+                       ``ROOT/gtFine/S/<city>/<name>_gtFine_labelIds.png``
+``ade20k``             ``ROOT/images/S/*.jpg`` + ``ROOT/annotations/S/*.png``
+                       (``ROOT`` = ``ADEChallengeData2016``, ``S`` = ``training``/``validation``)
+``voc``                ids from ``ROOT/ImageSets/Segmentation/S.txt``: ``JPEGImages/<id>.jpg`` +
+                       ``SegmentationClass/<id>.png`` (``SegmentationClassAug`` with ``--aug``)
+``pascal_context``     ids from ``ROOT/ImageSets/SegmentationContext/S.txt``:
+                       ``JPEGImages/<id>.jpg`` + ``SegmentationClassContext/<id>.png``
+:mod:`.landmarks`
+``landmarks_300w``     ``<image>`` + ``<stem>.pts`` under ``ROOT/S``, or the folders of
+                       HRNet-Facial-Landmark-Detection's 300W splits ``train``, ``common``,
+                       ``challenging``, ``full`` (:mod:`hrnet.data.landmarks`)
+``landmarks_wflw``     ``ROOT/WFLW_annotations/list_98pt_rect_attr_train_test/``
+                       ``list_98pt_rect_attr_S.txt`` + images under ``ROOT/WFLW_images/``
+``landmarks_cofw``     ``ROOT/cofw_S.csv`` (HRNet-Facial-Landmark-Detection's CSV layout)
+=====================  ===================================================================
+
+:mod:`.core` holds the shared runner, the result types and the :data:`FORMATS` registry.
+Image sizes are compared after the EXIF orientation is applied (the size the readers produce,
+see :func:`hrnet.data.io.open_image`): annotations describe the image as it is displayed.
+
+Importing this package is cheap: ``great_expectations`` (6-7 s), pandas and the readers are
+imported inside :func:`validate_dataset` only.
+"""
+
+from hrnet.data.validation.core import (
+    BOX_TOLERANCE,
+    FORMATS,
+    ExpectationOutcome,
+    Failure,
+    ValidationReport,
+    validate_dataset,
+)
+
+__all__ = [
+    "BOX_TOLERANCE",
+    "FORMATS",
+    "ExpectationOutcome",
+    "Failure",
+    "ValidationReport",
+    "validate_dataset",
+]

@@ -1,0 +1,726 @@
+"""MLflow tracking and registry: one run per benchmark row, models promoted by alias.
+
+Imported lazily by the commands (never by the training loop itself), so training works where
+mlflow is not installed. The run of a row is created by ``hrnet train`` and its id stored in
+``runs/<row>/mlflow_run.json``; ``hrnet evaluate`` and ``hrnet register`` append to that run.
+
+- Tracking URI: ``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``
+  (mlflow >= 3.13 refuses the ``./mlruns`` file store).
+- A run holds the resolved config as params; step metrics (``train/...``); final metrics;
+  artifacts (``config.json``, ``history.json``, ``metrics.json``, ``plots/``,
+  ``predictions.json``); the model under ``model/`` (``model.pt``: state dict + config, loaded
+  with ``weights_only=True``); tags: row id, git commit, DVC/MD5 hashes of data and model.
+- Registry: :func:`register` creates a model version from ``runs:/<id>/model`` and moves the
+  ``champion`` alias only when the version's metric beats the current champion's.
+- A tracking server that does not answer: an ``http(s)://`` URI is probed (``/health``, a few
+  seconds) before a run is opened or attached, and an :class:`HRNetError` names the URI and the
+  ways out. The client's own HTTP retries are capped while a :class:`Tracker` is open
+  (``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` / ``_BACKOFF_FACTOR`` / ``_TIMEOUT``, unless set by the
+  user), so a server that stops answering costs seconds, not minutes.
+- A server that dies during training does not stop it: the first failed call prints one
+  warning, the run goes offline (no more MLflow calls for step metrics: they stay in
+  ``runs/<row>/history.json`` and are not in MLflow for this run); at the end, if the server
+  answers again, the artifacts are uploaded and the run is closed with the tag
+  ``hrnet.metrics_incomplete``.
+- Experiments are created with ``mlflow.experimentKind=custom_model_development`` (the model
+  training view, not the GenAI one); evaluation settings and other non-numeric values are
+  params (``eval.<key>``), numbers are metrics (``eval/<key>``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from hrnet.data.io import load_json, write_json_atomic
+from hrnet.errors import HRNetError
+
+__all__ = [
+    "DEFAULT_TRACKING_URI",
+    "RUN_FILE",
+    "Tracker",
+    "download_model",
+    "register",
+    "resolve_tracking_uri",
+]
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+RUN_FILE = "mlflow_run.json"  # in the run folder: {"run_id", "tracking_uri", "experiment_id"}
+CHAMPION = "champion"
+MODEL_ARTIFACT = "model"  # artifact folder of model.pt in a run
+# the UI opens experiments of this kind in the model training view (runs, metrics, artifacts)
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+PROBE_TIMEOUT_S = 5.0  # seconds the /health probe of an http(s) tracking server waits
+# MLflow client HTTP settings while a Tracker is open (a user's own values win): 3 tries of at
+# most 30 s, 1 s then 2 s apart, instead of 8 tries up to ~4 minutes apart
+HTTP_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+ARTIFACT_TIMEOUT_S = "300"  # artifact uploads (a model through the proxy) may take longer
+
+_T = TypeVar("_T")
+
+
+def resolve_tracking_uri(explicit: str | None = None) -> str:
+    """``explicit``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``."""
+    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def _server_problem(uri: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why the http(s) tracking server ``uri`` cannot be reached (``None``: it answers, or
+    ``uri`` is not an HTTP server: sqlite, file, databricks...)."""
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme not in ("http", "https"):
+        return None
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return None
+    except urllib.error.HTTPError:
+        return None  # something answers (a proxy without /health...): let MLflow talk to it
+    except (OSError, ValueError) as exc:  # refused, unknown host, timeout, bad URL
+        reason = getattr(exc, "reason", None) or exc
+        return f"{type(reason).__name__ if isinstance(reason, BaseException) else 'error'}: {reason}"
+
+
+def check_server(uri: str, *, offline_flag: str | None = "--no-mlflow") -> None:
+    """Raise :class:`HRNetError` when the http(s) tracking server ``uri`` does not answer
+    within a few seconds; the message names the URI and the ways out."""
+    problem = _server_problem(uri)
+    if problem is None:
+        return
+    ways = (
+        "start it with infra/start-mlflow.sh (or point --tracking-uri / MLFLOW_TRACKING_URI at one that runs)"
+    )
+    ways += f", or run without MLflow: {offline_flag}" if offline_flag else ""
+    raise HRNetError(f"MLflow tracking server {uri} does not answer ({problem}): {ways}")
+
+
+@contextlib.contextmanager
+def _env(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables the user has not set, restore them afterwards."""
+    added = {k: v for k, v in values.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
+class _HttpLimits:
+    """:data:`HTTP_LIMITS` in the environment from :meth:`enter` to :meth:`exit` (the
+    system-metrics thread reads them too, so they are process-wide while a run is open)."""
+
+    def __init__(self) -> None:
+        self._stack: contextlib.ExitStack | None = None
+
+    def enter(self) -> None:
+        if self._stack is None:
+            self._stack = contextlib.ExitStack()
+            self._stack.enter_context(_env(HTTP_LIMITS))
+
+    def exit(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
+
+
+@contextlib.contextmanager
+def _artifact_timeout() -> Iterator[None]:
+    """A longer HTTP timeout for artifact uploads, unless the user set one."""
+    if os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT") == HTTP_LIMITS["MLFLOW_HTTP_REQUEST_TIMEOUT"]:
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = ARTIFACT_TIMEOUT_S
+        try:
+            yield
+        finally:
+            os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = HTTP_LIMITS["MLFLOW_HTTP_REQUEST_TIMEOUT"]
+    else:
+        yield
+
+
+def _warn(message: str) -> None:
+    print(f"\033[33mwarning:\033[0m {message}", file=sys.stderr, flush=True)
+
+
+class Tracker:
+    """The MLflow run of one row (a thin layer over :class:`MlflowClient`).
+
+    Logging never stops the work it records: a call that fails (the server went away) prints
+    one warning and takes the run offline; the metrics stay in the run folder on disk.
+    """
+
+    def __init__(self, client: MlflowClient, run_id: str, run_dir: Path, uri: str | None = None) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.run_dir = run_dir
+        self.uri = uri or getattr(client, "tracking_uri", "")
+        self._system = None
+        self._offline_since: int | None = None  # the step of the first failed call
+        self._limits = _HttpLimits()
+
+    # -- creating / finding the run --------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls,
+        run_dir: str | Path,
+        *,
+        params: Mapping[str, Any],
+        row: str,
+        tracking_uri: str | None = None,
+        experiment: str = "hrnet-zoo",
+        data: str = "",
+    ) -> Tracker:
+        """Open the row's run for training: reuse the one in ``run_dir/mlflow_run.json`` when
+        it lives on the same server (a resumed training), else create one. Logs params and tags
+        and starts system metrics (when psutil is installed).
+
+        Raises:
+            HRNetError: the tracking server does not answer (checked before anything else).
+        """
+        run_dir = Path(run_dir)
+        uri = resolve_tracking_uri(tracking_uri)
+        check_server(uri)
+        limits = _HttpLimits()
+        limits.enter()
+        try:
+            client = MlflowClient(uri)
+            run_id = _existing_run(client, run_dir, uri)
+            if run_id is None:
+                experiment_id = _experiment_id(client, experiment)
+                run = client.create_run(experiment_id, run_name=row, tags={"row": row})
+                run_id = run.info.run_id
+                write_json_atomic(
+                    run_dir / RUN_FILE,
+                    {"run_id": run_id, "tracking_uri": uri, "experiment_id": experiment_id},
+                    indent=2,
+                )
+            else:
+                client.update_run(run_id, status="RUNNING")
+            tracker = cls(client, run_id, run_dir, uri)
+            tracker._limits = limits
+            logged = client.get_run(run_id).data.params
+            new_params = {k: _param_value(v) for k, v in params.items() if k not in logged}
+            client.log_batch(
+                run_id,
+                params=[Param(k, v) for k, v in new_params.items()],
+                tags=[RunTag(k, v) for k, v in _lineage_tags(data).items()],
+            )
+        except HRNetError:
+            limits.exit()
+            raise
+        except Exception as exc:  # answered /health, then failed: still before training
+            limits.exit()
+            raise HRNetError(
+                f"MLflow tracking server {uri}: cannot open the run ({_short(exc)}); "
+                "run without MLflow: --no-mlflow"
+            ) from None
+        print(f"MLflow run {run_id} on {uri}{_run_link(uri, tracker)}", flush=True)
+        tracker._start_system_metrics(uri)
+        return tracker
+
+    @classmethod
+    def attach(
+        cls, run_dir: str | Path, tracking_uri: str | None = None, *, offline_flag: str | None = "--no-mlflow"
+    ) -> Tracker:
+        """The run recorded in ``run_dir/mlflow_run.json`` (for evaluate and register).
+
+        Raises:
+            HRNetError: no run file, the server does not answer, or the run is not on it.
+        """
+        run_dir = Path(run_dir)
+        record = _read_run_file(run_dir)
+        uri = tracking_uri or record.get("tracking_uri") or resolve_tracking_uri()
+        check_server(uri, offline_flag=offline_flag)
+        limits = _HttpLimits()
+        limits.enter()
+        client = MlflowClient(uri)
+        try:
+            client.get_run(record["run_id"])
+        except Exception as exc:  # mlflow raises MlflowException / RestException subclasses
+            limits.exit()
+            raise HRNetError(
+                f"{run_dir / RUN_FILE}: run {record['run_id']} not found on {uri}: {_short(exc)}"
+            ) from None
+        tracker = cls(client, record["run_id"], run_dir, uri)
+        tracker._limits = limits
+        return tracker
+
+    # -- logging ---------------------------------------------------------------------------
+
+    @property
+    def offline(self) -> bool:
+        """A call failed: the server is gone for this run (metrics stay on disk)."""
+        return self._offline_since is not None
+
+    def _call(self, what: str, fn: Callable[[], _T], step: int | None = None) -> _T | None:
+        """``fn()``; on failure, one warning and the run goes offline (``None``)."""
+        if self.offline:
+            return None
+        try:
+            return fn()
+        except Exception as exc:  # MlflowException, requests / S3 errors: the server went away
+            self._offline_since = step if step is not None else -1
+            at = f" at step {step}" if step is not None else ""
+            _warn(
+                f"MLflow tracking server {self.uri} failed{at} ({what}: {_short(exc)}). The work goes "
+                f"on; the metrics are on disk ({self.run_dir / 'history.json'}, metrics.json) and "
+                f"will not be in MLflow run {self.run_id} from here on."
+            )
+            self._stop_system_metrics(join=False)
+            return None
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        """Numeric, finite values of ``metrics`` at ``step`` (others are skipped). Never
+        raises: used as the training loop's ``log`` callback."""
+        import time
+
+        now = int(time.time() * 1000)
+        batch = [
+            Metric(k, float(v), now, step)
+            for k, v in metrics.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        ]
+        if batch:
+            self._call("logging metrics", lambda: self.client.log_batch(self.run_id, metrics=batch), step)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Params not logged yet; a param already logged with another value (params cannot
+        change in MLflow) becomes a tag of the same name instead."""
+        run = self._call("reading the run", lambda: self.client.get_run(self.run_id))
+        if run is None:
+            return
+        logged = run.data.params
+        values = {k: _param_value(v) for k, v in params.items()}
+        new = [Param(k, v) for k, v in values.items() if k not in logged]
+        changed = [RunTag(k, v) for k, v in values.items() if k in logged and logged[k] != v]
+        if new or changed:
+            self._call("logging params", lambda: self.client.log_batch(self.run_id, params=new, tags=changed))
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """A file or a folder (its contents) under ``artifact_path``; missing paths are skipped."""
+        path = Path(path)
+        with _artifact_timeout():
+            if path.is_dir():
+                self._call(
+                    f"uploading {path}",
+                    lambda: self.client.log_artifacts(self.run_id, str(path), artifact_path),
+                )
+            elif path.is_file():
+                self._call(
+                    f"uploading {path}",
+                    lambda: self.client.log_artifact(self.run_id, str(path), artifact_path),
+                )
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        batch = [RunTag(k, str(v)) for k, v in tags.items()]
+        self._call("setting tags", lambda: self.client.log_batch(self.run_id, tags=batch))
+
+    def log_training_outputs(self, run_dir: str | Path) -> None:
+        """After training: ``model.pt`` under ``model/``, the config and loss history, and the
+        model's MD5 (and DVC hash when ``dvc.lock`` records it) as tags. When the run went
+        offline during training and the server answers again, these are uploaded all the same
+        and the run is tagged ``hrnet.metrics_incomplete`` (the step metrics from the failure
+        on are only in ``history.json``)."""
+        run_dir = Path(run_dir)
+        if self.offline and not self._back_online():
+            return
+        model = run_dir / "model.pt"
+        self.log_artifact(model, MODEL_ARTIFACT)
+        self.log_artifact(run_dir / "config.json")
+        self.log_artifact(run_dir / "history.json")
+        tags = {"model_md5": _md5(model)} if model.is_file() else {}
+        dvc = _dvc_hash(model)
+        if dvc:
+            tags["dvc_model_md5"] = dvc
+        if tags:
+            self.set_tags(tags)
+
+    def log_evaluation(self, metrics: Mapping[str, Any], run_dir: str | Path) -> None:
+        """After evaluation: the numbers as metrics (``eval/<key>``, nested keys with dots),
+        the settings (``eval_settings``) and the strings as params (``eval.<key>``:
+        ``eval.batch_size``, ``eval.num_plots``, ``eval.split``, ``eval.checkpoint``...), ``metrics.json``, ``predictions.json`` and
+        ``plots/`` (prediction pictures, confusion matrix, training curves)."""
+        run_dir = Path(run_dir)
+        settings = metrics.get("eval_settings") or {}
+        strings = {k: v for k, v in metrics.items() if isinstance(v, str | bool)}
+        numbers = {k: v for k, v in metrics.items() if k != "eval_settings" and k not in strings}
+        self.log_metrics({f"eval/{k}": v for k, v in _flatten(numbers).items()})
+        params = {**strings, **(_flatten_values(settings) if isinstance(settings, Mapping) else {})}
+        self.log_params({f"eval.{k}": v for k, v in params.items()})
+        self.log_artifact(run_dir / "metrics.json")
+        self.log_artifact(run_dir / "predictions.json")
+        self.log_artifact(run_dir / "plots", "plots")
+
+    def ensure_model(self, run_dir: str | Path) -> None:
+        """Upload ``model.pt`` under ``model/`` when the run does not hold it (the server was
+        down when training ended)."""
+        listed = self._call(
+            "listing artifacts", lambda: self.client.list_artifacts(self.run_id, MODEL_ARTIFACT)
+        )
+        if listed is not None and not any(a.path.endswith("model.pt") for a in listed):
+            self.log_artifact(Path(run_dir) / "model.pt", MODEL_ARTIFACT)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        """Stop system metrics and mark the run ``FINISHED`` / ``FAILED`` / ``KILLED``. Never
+        raises (it also runs while a failed training unwinds)."""
+        self._stop_system_metrics(join=not self.offline)
+        if self.offline and not self._back_online():
+            _warn(
+                f"MLflow run {self.run_id} stays RUNNING on {self.uri} (the server does not answer); "
+                f"the outputs are in {self.run_dir}"
+            )
+        else:
+            self._call("closing the run", lambda: self.client.set_terminated(self.run_id, status=status))
+        self.close()
+
+    def close(self) -> None:
+        """Done with the run without changing its status (evaluate, register)."""
+        self._limits.exit()
+
+    def _back_online(self) -> bool:
+        """Whether the server can be used: true unless a call failed and the server still
+        does not answer. A server back after a failure gets the tag ``hrnet.metrics_incomplete``."""
+        if not self.offline:
+            return True
+        if _server_problem(self.uri, timeout=2) is not None:
+            return False
+        since = self._offline_since
+        self._offline_since = None
+        self.set_tags({"hrnet.metrics_incomplete": f"from step {since}" if since and since >= 0 else "true"})
+        return not self.offline
+
+    def _start_system_metrics(self, uri: str) -> None:
+        try:
+            import psutil  # noqa: F401  (the CPU monitor needs it)
+            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+        except ImportError:
+            return
+        self._system = SystemMetricsMonitor(self.run_id, resume_logging=True, tracking_uri=uri)
+        self._system.start()
+
+    def _stop_system_metrics(self, *, join: bool) -> None:
+        """Stop the system-metrics thread; without ``join`` only signal it (it may be waiting
+        on a server that is gone; it is a daemon thread)."""
+        system, self._system = self._system, None
+        if system is None:
+            return
+        if join:
+            with contextlib.suppress(Exception):
+                system.finish()
+        else:
+            event = getattr(system, "_shutdown_event", None)
+            if event is not None:
+                event.set()
+
+
+# --------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------
+
+
+def register(
+    run_dir: str | Path,
+    *,
+    name: str,
+    metric: str,
+    mode: str = "max",
+    tracking_uri: str | None = None,
+    alias: str = CHAMPION,
+    tags: Mapping[str, str] | None = None,
+    always: bool = False,
+) -> dict[str, Any]:
+    """Register the run's model as a version of ``name``; move ``@champion`` (or ``alias``) to
+    it only when its ``metric`` (a key of ``run_dir/metrics.json``, dots for nested keys) beats
+    the current holder's (``mode`` max or min), or with ``always`` in any case (``@published``:
+    the latest verified published checkpoint); ``tags`` go on the version. Writes and returns
+    ``run_dir/registered.json``.
+
+    Registering the same run again reuses its version. The model is uploaded first when the
+    run lacks it (the server was down when training ended).
+    """
+    if mode not in ("max", "min"):
+        raise HRNetError(f"register: --mode must be max or min, not {mode!r}")
+    run_dir = Path(run_dir)
+    value = _metric_value(run_dir, metric)
+    tracker = Tracker.attach(run_dir, tracking_uri, offline_flag=None)
+    try:
+        tracker.ensure_model(run_dir)
+        if tracker.offline:
+            raise HRNetError(f"register: MLflow tracking server {tracker.uri} failed (see the warning above)")
+        return _register(
+            tracker,
+            run_dir,
+            name=name,
+            metric=metric,
+            mode=mode,
+            value=value,
+            alias=alias,
+            tags=tags or {},
+            always=always,
+        )
+    except HRNetError:
+        raise
+    except Exception as exc:  # MlflowException / RestException / connection errors
+        raise HRNetError(f"register: MLflow tracking server {tracker.uri}: {_short(exc)}") from None
+    finally:
+        tracker.close()
+
+
+def _register(
+    tracker: Tracker,
+    run_dir: Path,
+    *,
+    name: str,
+    metric: str,
+    mode: str,
+    value: float,
+    alias: str,
+    tags: Mapping[str, str],
+    always: bool = False,
+) -> dict[str, Any]:
+    client, run_id = tracker.client, tracker.run_id
+    source = f"runs:/{run_id}/{MODEL_ARTIFACT}"
+
+    try:
+        client.get_registered_model(name)
+    except Exception:  # not registered yet
+        client.create_registered_model(name, tags={"project": "hrnet-zoo"})
+    existing = [
+        v for v in client.search_model_versions(f"name='{name}'") if v.run_id == run_id and v.source == source
+    ]
+    version = existing[0] if existing else client.create_model_version(name, source, run_id=run_id)
+    client.set_model_version_tag(name, version.version, f"metric.{metric}", repr(value))
+    for key, tag in tags.items():
+        client.set_model_version_tag(name, version.version, key, str(tag))
+
+    champion_version, champion_value = _champion(client, name, metric, alias)
+    better = champion_value is None or (value > champion_value if mode == "max" else value < champion_value)
+    if better or always:
+        client.set_registered_model_alias(name, alias, version.version)
+    record = {
+        "name": name,
+        "version": int(version.version),
+        "run_id": run_id,
+        "source": source,
+        "metric": metric,
+        "mode": mode,
+        "value": value,
+        "champion": bool(better) or champion_version == str(version.version),
+        "champion_version": int(version.version) if better else int(champion_version),
+        "previous_champion": None
+        if champion_version is None
+        else {"version": int(champion_version), "value": champion_value},
+        "uri": f"models:/{name}/{version.version}",
+        "alias": alias,
+    }
+    tracker.set_tags({"registered_model": f"{name}/{version.version}"})
+    write_json_atomic(run_dir / "registered.json", record, indent=2)
+    return record
+
+
+def _champion(
+    client: MlflowClient, name: str, metric: str, alias: str = CHAMPION
+) -> tuple[str | None, float | None]:
+    try:
+        current = client.get_model_version_by_alias(name, alias)
+    except Exception:  # no alias yet
+        return None, None
+    tag = current.tags.get(f"metric.{metric}")
+    if tag is None:  # registered with another metric: fall back to the run's eval metric
+        run_metrics = client.get_run(current.run_id).data.metrics
+        found = run_metrics.get(f"eval/{metric}")
+        return str(current.version), found
+    return str(current.version), float(tag)
+
+
+def download_model(uri: str, dst: str | Path, tracking_uri: str | None = None) -> Path:
+    """Download ``models:/name@alias``, ``models:/name/version`` or ``runs:/id/model`` into
+    ``dst`` and return the path of its ``model.pt``."""
+    import mlflow
+
+    mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
+    except Exception as exc:
+        raise HRNetError(f"{uri}: cannot download the model: {exc}") from None
+    path = local / "model.pt" if local.is_dir() else local
+    if not path.is_file():
+        raise HRNetError(f"{uri}: no model.pt in the downloaded artifacts ({local})")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers: run file, metric lookup, lineage tags
+# --------------------------------------------------------------------------------------------
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    """One line of an exception (MLflow's carry the whole retry history)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _experiment_id(client: MlflowClient, name: str) -> str:
+    """The experiment ``name`` (created when missing), of the model training kind."""
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        return client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+    if EXPERIMENT_KIND_TAG not in (exp.tags or {}):  # created before the tag was set
+        client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return exp.experiment_id
+
+
+def _run_link(uri: str, tracker: Tracker) -> str:
+    """`` (UI: <url>)`` for an http(s) server: the run in the model training view."""
+    if urllib.parse.urlparse(uri).scheme not in ("http", "https"):
+        return ""
+    try:
+        experiment_id = tracker.client.get_run(tracker.run_id).info.experiment_id
+    except Exception:
+        return ""
+    base = uri.rstrip("/")
+    return f" (UI: {base}/#/experiments/{experiment_id}/runs/{tracker.run_id}?workflowType=machine_learning)"
+
+
+def _read_run_file(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / RUN_FILE
+    if not path.is_file():
+        raise HRNetError(f"{path}: no MLflow run recorded for this run folder (train it with MLflow enabled)")
+    record = load_json(path)
+    if not isinstance(record, dict) or "run_id" not in record:
+        raise HRNetError(f"{path}: no run_id in the file")
+    return record
+
+
+def _existing_run(client: MlflowClient, run_dir: Path, uri: str) -> str | None:
+    path = run_dir / RUN_FILE
+    if not path.is_file():
+        return None
+    record = load_json(path)
+    if not isinstance(record, dict) or record.get("tracking_uri") != uri:
+        return None
+    try:
+        client.get_run(record["run_id"])
+    except Exception:  # deleted, or another database behind the same URI
+        return None
+    return record["run_id"]
+
+
+def _metric_value(run_dir: Path, metric: str) -> float:
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        raise HRNetError(f"{path}: not found; run `hrnet evaluate --run-dir {run_dir}` first")
+    value: Any = load_json(path)
+    for part in metric.split("."):
+        if not isinstance(value, dict) or part not in value:
+            keys = ", ".join(k for k, v in _flatten(load_json(path)).items())
+            raise HRNetError(f"{path}: no metric {metric!r} (numeric keys: {keys})")
+        value = value[part]
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise HRNetError(f"{path}: metric {metric!r} is not a number ({value!r})")
+    return float(value)
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        elif isinstance(v, int | float) and not isinstance(v, bool):
+            out[f"{prefix}{k}"] = float(v)
+    return out
+
+
+def _flatten_values(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Every leaf of ``d`` (lists kept whole), nested keys joined with dots."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(_flatten_values(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _param_value(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+    return text[:6000]
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _git_commit() -> dict[str, str]:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"git_commit": commit, "git_dirty": str(bool(dirty)).lower()}
+
+
+def _dvc_lock_hashes() -> dict[str, str]:
+    """``path -> md5`` of every dep/out in ``./dvc.lock`` (empty without one)."""
+    lock = Path("dvc.lock")
+    if not lock.is_file():
+        return {}
+    import yaml
+
+    try:
+        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    except yaml.YAMLError:
+        return {}
+    hashes: dict[str, str] = {}
+    for stage in stages.values():
+        for entry in [*stage.get("deps", []), *stage.get("outs", [])]:
+            if isinstance(entry, dict) and "path" in entry and "md5" in entry:
+                hashes[os.path.normpath(entry["path"])] = entry["md5"]
+    return hashes
+
+
+def _dvc_hash(path: str | Path) -> str | None:
+    return _dvc_lock_hashes().get(os.path.normpath(str(path))) if path else None
+
+
+def _lineage_tags(data: str) -> dict[str, str]:
+    tags = _git_commit()
+    if data:
+        tags["data"] = data
+        dvc = _dvc_hash(data)
+        if dvc:
+            tags["dvc_data_md5"] = dvc
+        manifest = Path(data) / "dataset.json"
+        if manifest.is_file():
+            tags["data_manifest_md5"] = _md5(manifest)
+    return tags

@@ -1,0 +1,1 @@
+"""Tensor operations shared by the models, the data transforms and the evaluators."""

@@ -1,0 +1,219 @@
+"""Semantic segmentation: label maps (255 = ignore) -> FCN logits; scored by mIoU at single
+scale and, when asked, multi-scale + flip."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from hrnet.errors import HRNetError
+from hrnet.tasks.base import (
+    Task,
+    autocast,
+    create_model,
+    eval_batches,
+    eval_loader,
+    load_backbone_weights,
+    register_task,
+    require_root,
+)
+
+if TYPE_CHECKING:
+    from hrnet.engine.config import EvalConfig, TrainConfig
+
+__all__ = ["SegmentationTask", "segmentation_probabilities"]
+
+# the base size (height, width) the random rescale of each benchmark set is relative to; None:
+# the network input size (a mask folder's images are resized to fit input_size, in training
+# times a random ratio, at evaluation exactly, while its masks keep their size for scoring)
+BASE_SIZES: dict[str, tuple[int, int] | None] = {
+    "mask_segmentation": None,
+    "cityscapes": (1024, 2048),
+    "ade20k": (512, 2048),
+    "voc": (512, 2048),
+    "pascal_context": (520, 520),  # MMSegmentation _base_/datasets/pascal_context.py img_scale
+}
+
+# classes of the published benchmark (Cityscapes), for counting a row's model without its data
+PUBLISHED_NUM_CLASSES = 19
+
+
+def segmentation_probabilities(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    scales: tuple[float, ...] = (1.0,),
+    flip: bool = False,
+    size: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """Class probabilities ``[B, C, *size]`` (default: the input size ``[H, W]``): the mean of
+    the softmaxed logits, bilinearly resized to ``size``, over the rescaled (bilinear) and, with
+    ``flip``, mirrored inputs. Pass the label map's size when the images were resized."""
+    size = tuple(images.shape[-2:]) if size is None else tuple(size)
+    total = None
+    count = 0
+    for scale in scales:
+        x = (
+            images
+            if scale == 1.0
+            else F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False)
+        )
+        for mirrored in (False, True) if flip else (False,):
+            logits = model(x.flip(-1) if mirrored else x)["out"]
+            if mirrored:
+                logits = logits.flip(-1)
+            probs = F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False).softmax(1)
+            total = probs if total is None else total + probs
+            count += 1
+    assert total is not None
+    return total / count
+
+
+@register_task
+class SegmentationTask(Task):
+    """Label maps (255 = ignore) -> FCN logits; scored by mIoU (single scale, and multi-scale
+    + flip when asked)."""
+
+    name = "segmentation"
+    dataset_formats = tuple(BASE_SIZES)
+    # single-scale scores, and mIoU_ms_flip when the evaluation asks for scales or flip
+    metrics = ("mIoU", "pixel_accuracy", "mean_accuracy", "mIoU_ms_flip")
+    class_layers = ("decode_head.conv_seg.", "auxiliary_head.conv_seg.")
+
+    def dataset(self, cfg: TrainConfig, split: str, *, train: bool) -> Dataset:
+        from hrnet.data import segmentation as S
+        from hrnet.data import transforms as T
+
+        self.check_format(cfg.dataset)
+        root = require_root(cfg)
+        base = BASE_SIZES[cfg.dataset]
+        if train:
+            tf = T.segmentation_train_transforms(
+                crop_size=cfg.input_size,
+                base_size=base or cfg.input_size,
+                ratio_range=cfg.scale_range,
+                hflip_prob=0.5 if cfg.hflip else 0.0,
+                photometric=cfg.photometric,
+            )
+        else:
+            tf = T.segmentation_eval_transforms(resize=None if base else cfg.input_size)
+        if cfg.dataset == "mask_segmentation":  # a folder pair, not a benchmark layout
+            return S.MaskFolderSegmentation(root / "images" / split, root / "masks" / split, transforms=tf)
+        if cfg.dataset == "voc":  # train_aug: the SBD-augmented label maps (SegmentationClassAug)
+            return S.PascalVOC(root, split, transforms=tf, aug=split.endswith("_aug"))
+        if cfg.dataset == "pascal_context":  # 60 classes: background is class 0 (else 59, ignored)
+            return S.PascalContext(root, split, transforms=tf, background=cfg.num_classes == 60)
+        reader = {"cityscapes": S.Cityscapes, "ade20k": S.ADE20K}
+        return reader[cfg.dataset](root, split, transforms=tf)
+
+    def info(self, cfg: TrainConfig, dataset: Dataset) -> dict[str, Any]:
+        classes = list(dataset.classes)  # type: ignore[attr-defined]
+        if cfg.num_classes and cfg.num_classes != len(classes):
+            raise HRNetError(
+                f"{cfg.data}: the dataset has {len(classes)} classes but num_classes is {cfg.num_classes}"
+            )
+        return {"class_names": classes}
+
+    def _create(self, cfg: TrainConfig, num_classes: int) -> nn.Module:
+        return create_model(
+            cfg.model,
+            num_classes=num_classes,
+            label_smoothing=cfg.label_smoothing,
+            ohem_thresh=cfg.ohem_thresh,
+            ohem_min_kept=cfg.ohem_min_kept,
+        )
+
+    def model(self, cfg: TrainConfig, info: dict[str, Any]) -> nn.Module:
+        model = self._create(cfg, len(info["class_names"]))
+        load_backbone_weights(model.backbone, cfg.pretrained)  # type: ignore[arg-type]
+        return model
+
+    def collate(self, batch: Sequence[Any]) -> tuple[Any, Any]:
+        from hrnet.data.transforms import collate_segmentation
+
+        return collate_segmentation(batch)
+
+    def count_model(self, cfg: TrainConfig) -> tuple[nn.Module, tuple[int, int] | None]:
+        net = create_model(cfg.model, num_classes=cfg.num_classes or PUBLISHED_NUM_CLASSES)
+        return net, (cfg.input_size[0], cfg.input_size[1])
+
+    def evaluate(
+        self,
+        model: nn.Module,
+        cfg: TrainConfig,
+        ecfg: EvalConfig,
+        info: dict[str, Any],
+        device: torch.device,
+        out_dir: Path,
+    ) -> dict[str, Any]:
+        """mIoU at single scale (``mIoU``) and, when ``ecfg.scales``/``ecfg.flip`` ask for more,
+        multi-scale + flip (``mIoU_ms_flip``); ``plots/predictions.png`` overlays."""
+        from hrnet.engine import plots
+        from hrnet.engine.metrics import SegmentationMeter
+
+        classes = info["class_names"]
+        single = SegmentationMeter(len(classes))
+        multi = SegmentationMeter(len(classes)) if (ecfg.scales != (1.0,) or ecfg.flip) else None
+        samples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        loader = eval_loader(self, ecfg, device, self.dataset(cfg, ecfg.split, train=False))
+        with torch.inference_mode():
+            for images, masks in eval_batches(loader):
+                images = images.to(device, non_blocking=True)
+                size = (masks.shape[-2], masks.shape[-1])  # scored at the label map's own size
+                with autocast(device, ecfg.amp):
+                    pred = segmentation_probabilities(model, images, size=size).argmax(1).cpu()
+                    single.update(pred, masks)
+                    if multi is not None:
+                        probs = segmentation_probabilities(
+                            model, images, scales=ecfg.scales, flip=ecfg.flip, size=size
+                        )
+                        multi.update(probs.argmax(1).cpu(), masks)
+                for i in range(min(len(images), ecfg.num_plots - len(samples))):
+                    picture = F.interpolate(
+                        images[i : i + 1].float().cpu(), size=size, mode="bilinear", align_corners=False
+                    )[0]
+                    samples.append((picture, pred[i], masks[i]))
+        result: dict[str, Any] = single.compute()
+        if multi is not None:
+            ms = multi.compute()
+            result.update(
+                {
+                    "mIoU_ms_flip": ms["mIoU"],
+                    "iou_ms_flip": ms["iou"],
+                    "test_scales": list(ecfg.scales),
+                    "test_flip": ecfg.flip,
+                }
+            )
+        if samples:
+            plots.segmentation_grid(samples, len(classes), out_dir / "plots" / "predictions.png")
+        return {**result, "class_names": classes}
+
+    def predict_image(
+        self,
+        model: nn.Module,
+        cfg: TrainConfig,
+        info: dict[str, Any],
+        image: Tensor,
+        *,
+        device: torch.device,
+        picture: Path,
+    ) -> dict[str, Any]:
+        """``{"mask"}``: a PNG of class indices beside the picture (``<stem>_mask.png``)."""
+        import numpy as np
+        from PIL import Image
+
+        from hrnet.data import transforms as T
+        from hrnet.engine import plots
+
+        x, _ = T.segmentation_eval_transforms()(image, image[0])
+        pred = segmentation_probabilities(model, x[None].to(device)).argmax(1)[0].cpu()
+        mask_path = picture.with_name(f"{picture.stem}_mask.png")
+        Image.fromarray(pred.numpy().astype(np.uint8)).save(mask_path)
+        plots.segmentation_grid([(x, pred, pred)], len(info["class_names"]), picture)
+        return {"mask": str(mask_path)}

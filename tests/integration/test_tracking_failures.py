@@ -1,0 +1,131 @@
+"""A tracking server that is down, or dies during training, against real `mlflow server`s on
+loopback: commands fail fast and clearly before any work; a training in progress finishes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.engine.conftest import cli_env
+from tests.loopback import free_port, mlflow_server, stop_group
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def hrnet(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hrnet.cli", *args],
+        cwd=cwd,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("digits")
+    proc = hrnet(
+        "generate", "digits", "--out", str(root / "digits"), "--num-train", "40", "--num-val", "10", cwd=root
+    )
+    assert proc.returncode == 0, proc.stderr
+    return root / "digits"
+
+
+def train_flags(data: Path, iters: int) -> list[str]:
+    return [
+        "--task", "classification", "--model", "hrnet_w18_small", "--data", str(data),
+        "--input-size", "16", "--batch-size", "4", "--workers", "0", "--device", "cpu",
+        "--no-progress", "--iters", str(iters), "--log-every", "1",
+    ]  # fmt: skip
+
+
+def _assert_names_the_way_out(stderr: str, uri: str) -> None:
+    lines = [line for line in stderr.splitlines() if "error:" in line]
+    assert len(lines) == 1, stderr
+    assert uri in lines[0] and "infra/start-mlflow.sh" in lines[0], stderr
+    assert "Traceback" not in stderr, stderr
+
+
+def test_train_evaluate_register_fail_fast_when_the_server_is_down(digits: Path, tmp_path: Path) -> None:
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    run = tmp_path / "run"
+
+    started = time.monotonic()
+    proc = hrnet("train", "--out", str(run), *train_flags(digits, 2), "--tracking-uri", uri, cwd=tmp_path)
+    seconds = time.monotonic() - started
+    assert proc.returncode == 2 and seconds < 30, (seconds, proc.stderr)
+    _assert_names_the_way_out(proc.stderr, uri)
+    assert "--no-mlflow" in proc.stderr
+    assert not (run / "model.pt").exists()  # nothing was trained
+
+    # a run folder whose run lives on that server: evaluate and register fail before any work
+    run.mkdir(exist_ok=True)
+    (run / "mlflow_run.json").write_text(json.dumps({"run_id": "0" * 32, "tracking_uri": uri}))
+    (run / "metrics.json").write_text(json.dumps({"top1": 0.5}))
+    for argv, offline in (
+        (["evaluate", "--run-dir", str(run), "--workers", "0"], True),
+        (["register", "--run-dir", str(run), "--name", "tiny", "--metric", "top1"], False),
+    ):
+        started = time.monotonic()
+        proc = hrnet(*argv, cwd=tmp_path)
+        assert proc.returncode == 2 and time.monotonic() - started < 30, proc.stderr
+        _assert_names_the_way_out(proc.stderr, uri)
+        assert ("--no-mlflow" in proc.stderr) == offline, proc.stderr
+
+
+def test_training_survives_the_server_dying(digits: Path, tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    run = tmp_path / "run"
+    (tmp_path / "mlflow").mkdir()
+    with mlflow_server(tmp_path / "mlflow") as (uri, server):
+        log = (tmp_path / "train.log").open("w")
+        train = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "hrnet.cli", "train", "--out", str(run)),
+                *train_flags(digits, 400),
+                *("--tracking-uri", uri, "--row", "dying"),
+            ],
+            cwd=tmp_path,
+            env=cli_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            # wait until training logs metrics to the server, then kill the server
+            client = MlflowClient(uri)
+            deadline = time.monotonic() + 120
+            while True:
+                record = run / "mlflow_run.json"
+                if record.is_file():
+                    run_id = json.loads(record.read_text())["run_id"]
+                    if len(client.get_metric_history(run_id, "train/loss")) >= 3:
+                        break
+                assert train.poll() is None, (tmp_path / "train.log").read_text()
+                assert time.monotonic() < deadline, (tmp_path / "train.log").read_text()
+                time.sleep(0.5)
+            stop_group(server)
+            killed_at = time.monotonic()
+            code = train.wait(timeout=300)
+        finally:
+            if train.poll() is None:
+                stop_group(train)
+            log.close()
+    output = (tmp_path / "train.log").read_text()
+    assert code == 0, output
+    assert train.poll() is not None and time.monotonic() - killed_at < 300
+    assert (run / "model.pt").is_file() and (run / "checkpoints" / "last.pt").is_file(), output
+    history = json.loads((run / "history.json").read_text())
+    assert [h["step"] for h in history] == list(range(1, 401))
+    assert output.count("will not be in MLflow") == 1, output  # one warning, not one per step
+    assert "Traceback" not in output.split("will not be in MLflow")[0], output

@@ -1,0 +1,152 @@
+"""ONNX export (hrnet.models.export, ``hrnet export``): the file equals PyTorch in ONNX Runtime
+within 1e-4 relative (fp32) for every task at two input sizes, ``hrnet predict`` on the ``.onnx``
+writes the ``.pt``'s predictions.json, and what cannot export fails with a clear message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from hrnet.cli import main as hrnet_main
+from hrnet.engine.config import EvalConfig
+from hrnet.engine.evaluate import evaluate_run, load_model
+from hrnet.errors import HRNetError
+from hrnet.models.export import ONNX_RTOL, OnnxRuntimeModel, export_onnx, read_metadata
+from tests.engine.test_inference_path import (
+    TASKS,
+    assert_records_close,
+    first_image,
+    rel_error,
+    save_model_file,
+    task_configs,
+)
+
+CPU = torch.device("cpu")
+# the two (height, width) each exported file is compared at (multiples of 32, not square)
+SIZES = {"pose": [(64, 48), (96, 64)]}
+DEFAULT_SIZES = [(64, 64), (96, 128)]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    """Per task: a ``model.pt`` and its ``hrnet export --dynamic`` ``.onnx``."""
+    root = tmp_path_factory.mktemp("export")
+    files = {}
+    for name, cfg in task_configs(root / "data").items():
+        pt = save_model_file(cfg, root / "runs" / name / "model.pt")
+        onnx_file = root / "onnx" / f"{name}.onnx"
+        height, width = SIZES.get(name, DEFAULT_SIZES)[0]
+        flags = ["--input-size", str(height), str(width), "--dynamic"]
+        assert (
+            hrnet_main(["export", str(pt.parent), "--format", "onnx", "--out", str(onnx_file), *flags]) == 0
+        )
+        files[name] = (pt, onnx_file)
+    return files
+
+
+def _inputs(name: str, height: int, width: int, seed: int) -> Any:
+    gen = torch.Generator().manual_seed(seed)
+    if name == "detection":
+        return [torch.rand(3, height, width, generator=gen)]
+    return torch.randn(1 + seed, 3, height, width, generator=gen)  # two batch sizes as well
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_onnx_equals_pytorch_at_two_sizes(exported: dict[str, tuple[Path, Path]], name: str) -> None:
+    pt, onnx_file = exported[name]
+    eager = load_model(pt, device=CPU, fast=False)
+    runtime = OnnxRuntimeModel(onnx_file)
+    for seed, (height, width) in enumerate(SIZES.get(name, DEFAULT_SIZES)):
+        x = _inputs(name, height, width, seed)
+        with torch.inference_mode():
+            expected, actual = eager.model(x), runtime(x)
+        if name == "detection":
+            assert len(expected[0]["boxes"]) > 0
+            assert torch.equal(actual[0]["labels"], expected[0]["labels"])
+        assert rel_error(actual, expected) < ONNX_RTOL, (name, height, width)
+
+
+def test_export_records_the_task_and_folds_batchnorm(exported: dict[str, tuple[Path, Path]]) -> None:
+    import onnx
+
+    _, onnx_file = exported["classification"]
+    meta = read_metadata(onnx_file)
+    assert meta["task"] == "classification" and meta["info"]["class_names"] == ["blue", "red"]
+    assert meta["config"]["model"] == "hrnet_w18_small"
+    graph = onnx.load(str(onnx_file)).graph
+    assert not [n for n in graph.node if n.op_type == "BatchNormalization"]
+    (images,) = graph.input
+    dims = [d.dim_param or d.dim_value for d in images.type.tensor_type.shape.dim]
+    assert dims == ["batch", 3, "height", "width"]
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_predict_on_onnx_writes_the_same_predictions(
+    exported: dict[str, tuple[Path, Path]], name: str, tmp_path: Path
+) -> None:
+    pt, onnx_file = exported[name]
+    image = str(first_image(load_model(pt, device=CPU, fast=False).config))
+    for kind, source in (("pt", pt), ("onnx", onnx_file)):
+        assert (
+            hrnet_main(["predict", str(source), image, "--out", str(tmp_path / kind), "--device", "cpu"]) == 0
+        )
+    expected = json.loads((tmp_path / "pt" / "predictions.json").read_text())
+    actual = json.loads((tmp_path / "onnx" / "predictions.json").read_text())
+    assert_records_close(actual, expected)
+    assert Path(actual[0]["picture"]).is_file()
+    if name == "segmentation":
+        from hrnet.data.io import read_image
+
+        assert torch.equal(read_image(actual[0]["mask"]), read_image(expected[0]["mask"]))
+
+
+def test_evaluate_runs_an_onnx_file(exported: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
+    pt, onnx_file = exported["classification"]
+    ecfg = EvalConfig(batch_size=2, workers=0, num_plots=1)
+    expected = evaluate_run(pt, ecfg, out_dir=tmp_path / "pt", fast=False)
+    actual = evaluate_run(onnx_file, ecfg, out_dir=tmp_path / "onnx")
+    assert actual["eval_settings"]["inference"] == "onnxruntime"
+    for key in ("top1", "top5", "mean_class_accuracy"):
+        assert actual[key] == pytest.approx(expected[key], abs=1e-6)
+
+
+def test_fixed_shape_export_and_its_check(tmp_path: Path) -> None:
+    from hrnet.models import create_model
+
+    model = create_model("hrnet_w18_small", num_classes=3).eval()
+    report = export_onnx(
+        model, tmp_path / "fixed.onnx", task="classification", input_size=(64, 64), dynamic=False
+    )
+    assert list(report.max_rel_error) == ["1x3x64x64"] and report.dynamic_axes == {}
+    assert report.folded_batchnorms > 0 and report.max_rel_error["1x3x64x64"] < ONNX_RTOL
+
+
+class _Unexportable(nn.Module):
+    """A classifier whose forward uses an operator the TorchScript ONNX exporter lacks (SVD)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x).flatten(2)
+        return torch.linalg.svdvals(y)
+
+
+def test_a_model_that_cannot_export_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bad.onnx"
+    with pytest.raises(HRNetError, match=r"_Unexportable \(classification\) does not export to ONNX") as info:
+        export_onnx(_Unexportable(), out, task="classification", input_size=(16, 16))
+    assert "svd" in str(info.value).lower()
+    assert not out.exists() and not list(tmp_path.iterdir())
+    with pytest.raises(HRNetError, match="task 'depth' is not exportable"):
+        export_onnx(_Unexportable(), out, task="depth", input_size=(16, 16))
+    # on the command line: a one-line error, exit status 2, no traceback
+    assert hrnet_main(["export", "hrnet_w18_small", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "a model name needs --weights" in err and "Traceback" not in err
