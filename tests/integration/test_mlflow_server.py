@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hrnet.cli import main
+from tests import loopback
 from tests.engine.conftest import make_image_folder, tiny_train_flags
 from tests.loopback import DUMMY_AWS_ENV, free_port
 
@@ -50,54 +46,14 @@ def s3() -> Iterator[tuple[str, object]]:
 @pytest.fixture(scope="module")
 def mlflow_server(s3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     endpoint, _ = s3
-    root = tmp_path_factory.mktemp("mlflow")
-    port = free_port()
     env = dict(os.environ, MLFLOW_S3_ENDPOINT_URL=endpoint, **DUMMY_AWS_ENV)
-    log = (root / "server.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination",
-            f"s3://{BUCKET}/mlflow",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start:\n{(root / 'server.log').read_text()}")
-            time.sleep(0.5)
+    with loopback.mlflow_server(
+        tmp_path_factory.mktemp("mlflow"), artifacts=f"s3://{BUCKET}/mlflow", env=env
+    ) as (
+        url,
+        _,
+    ):
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 def _set_top1(run_dir: Path, value: float) -> None:
