@@ -47,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run the model as trained (default: the inference path, BatchNorm folded + channels_last)",
     )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar over the batches (default: on; --launch sets it from the params file)",
+    )
     parser.add_argument("--no-mlflow", action="store_true", help="do not log to the run's MLflow run")
     parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: the run's own)")
 
@@ -74,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         person_boxes=args.person_boxes,
         num_plots=args.num_plots,
         amp=args.amp,
+        progress=args.progress,
     )
     if published is not None:
         source = out = published
@@ -112,7 +119,7 @@ def _attach_tracking(args: argparse.Namespace):  # -> Tracker | None
 
 
 def _launch_defaults(args: argparse.Namespace) -> None:
-    """Fill --batch-size/--workers/--device left unset from ``--launch`` (or the defaults)."""
+    """Fill --batch-size/--workers/--device/--progress left unset from ``--launch`` (or the defaults)."""
     if args.launch is not None:
         from hrnet.mlops.rows import launch_settings
 
@@ -120,9 +127,14 @@ def _launch_defaults(args: argparse.Namespace) -> None:
         from hrnet.mlops.rows import apply_threads
 
         apply_threads(launch)
-        defaults = {"batch_size": launch.eval_batch_size, "workers": launch.workers, "device": launch.device}
+        defaults = {
+            "batch_size": launch.eval_batch_size,
+            "workers": launch.workers,
+            "device": launch.device,
+            "progress": launch.progress,
+        }
     else:
-        defaults = {"batch_size": 16, "workers": 2, "device": "auto"}
+        defaults = {"batch_size": 16, "workers": 2, "device": "auto", "progress": True}
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)

@@ -56,6 +56,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "into MODEL_OR_RUN; --data/--dataset (or --params/--row) give the classes",
     )
     parser.add_argument("--data", default=None, help="with --weights: a dataset root in --dataset's format")
+    tracking = parser.add_argument_group("tracking (MODEL_OR_RUN a run folder with mlflow_run.json)")
+    tracking.add_argument(
+        "--mlflow",
+        action="store_true",
+        help="log the file to the run's MLflow run as a model in MLflow's onnx flavour",
+    )
+    tracking.add_argument(
+        "--register",
+        metavar="NAME",
+        default=None,
+        help="with --mlflow: also register it as a version of NAME",
+    )
+    tracking.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: the run's own)")
     from hrnet.commands._published import add_published_arguments
 
     # gives --input-size H [W]: the example input's size (default: the model's input_size)
@@ -70,6 +83,15 @@ def run(args: argparse.Namespace) -> int:
     from hrnet.engine.evaluate import load_model
     from hrnet.errors import HRNetError
     from hrnet.models.export import export_onnx
+
+    if args.register is not None and not args.mlflow:
+        raise HRNetError("--register NAME needs --mlflow")
+    if args.mlflow and not (Path(args.model).is_dir() and (Path(args.model) / "mlflow_run.json").is_file()):
+        raise HRNetError(f"--mlflow: {args.model} is not a run folder with an MLflow run (mlflow_run.json)")
+    if args.mlflow:  # a server that is down fails before the export, not after
+        from hrnet.mlops.tracking import check_server, resolve_tracking_uri
+
+        check_server(args.tracking_uri or _run_tracking_uri(Path(args.model)) or resolve_tracking_uri())
 
     with tempfile.TemporaryDirectory(prefix="hrnet-export-") as tmp:
         source: str | Path = args.model
@@ -107,4 +129,20 @@ def run(args: argparse.Namespace) -> int:
     )
     for shape, error in report.max_rel_error.items():
         print(f"ONNX Runtime vs PyTorch at {shape}: max relative error {error:.2e}")
+    if args.mlflow:
+        from hrnet.mlops.tracking import log_onnx
+
+        logged = log_onnx(
+            args.model, report.path, tracking_uri=args.tracking_uri, registered_name=args.register
+        )
+        print(
+            f"logged {logged['model_uri']} (onnx flavour)"
+            + (f"; registered {logged['registered']}" if logged["registered"] else "")
+        )
     return 0
+
+
+def _run_tracking_uri(run_dir: Path) -> str | None:
+    import json
+
+    return json.loads((run_dir / "mlflow_run.json").read_text()).get("tracking_uri")

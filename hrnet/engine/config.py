@@ -224,6 +224,8 @@ class EvalConfig:
     num_plots: int = 8
     # autocast during inference: none, bf16, fp16
     amp: str = "none"
+    # progress bar over the batches (off in pipeline logs)
+    progress: bool = True
 
     def __post_init__(self) -> None:
         _check_choice("amp", self.amp, AMP_MODES)

@@ -54,6 +54,7 @@ __all__ = [
     "RUN_FILE",
     "Tracker",
     "download_model",
+    "log_onnx",
     "register",
     "resolve_tracking_uri",
 ]
@@ -62,6 +63,7 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 RUN_FILE = "mlflow_run.json"  # in the run folder: {"run_id", "tracking_uri", "experiment_id"}
 CHAMPION = "champion"
 MODEL_ARTIFACT = "model"  # artifact folder of model.pt in a run
+ONNX_ARTIFACT = "onnx"  # name of the run's logged model in MLflow's onnx flavour
 # the UI opens experiments of this kind in the model training view (runs, metrics, artifacts)
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
@@ -550,6 +552,49 @@ def _champion(
         found = run_metrics.get(f"eval/{metric}")
         return str(current.version), found
     return str(current.version), float(tag)
+
+
+def log_onnx(
+    run_dir: str | Path,
+    onnx_file: str | Path,
+    *,
+    tracking_uri: str | None = None,
+    registered_name: str | None = None,
+) -> dict[str, Any]:
+    """Log an exported ``onnx_file`` to the MLflow run of ``run_dir`` as a model in MLflow's
+    ``onnx`` flavour (loadable with ``mlflow.onnx.load_model`` / ``mlflow.pyfunc.load_model``),
+    and register it as a new version of ``registered_name`` when given. Returns
+    ``{"model_uri", "registered"}``; ``registered`` is ``models:/name/version`` or ``None``.
+
+    Raises:
+        HRNetError: no run file, the server does not answer, or the upload fails.
+    """
+    import mlflow
+    import onnx
+
+    run_dir, onnx_file = Path(run_dir), Path(onnx_file)
+    tracker = Tracker.attach(run_dir, tracking_uri, offline_flag=None)
+    try:
+        model = onnx.load(str(onnx_file))
+        mlflow.set_tracking_uri(tracker.uri)
+        with _artifact_timeout(), mlflow.start_run(run_id=tracker.run_id):
+            info = mlflow.onnx.log_model(
+                model,
+                name=ONNX_ARTIFACT,
+                registered_model_name=registered_name,
+                metadata={p.key: p.value for p in model.metadata_props if p.key.startswith("hrnet.")},
+                save_as_external_data=False,
+            )
+        registered = None
+        if registered_name is not None and info.registered_model_version is not None:
+            registered = f"models:/{registered_name}/{info.registered_model_version}"
+        return {"model_uri": info.model_uri, "registered": registered}
+    except HRNetError:
+        raise
+    except Exception as exc:  # MlflowException / RestException / connection errors
+        raise HRNetError(f"export: MLflow tracking server {tracker.uri}: {_short(exc)}") from None
+    finally:
+        tracker.close()
 
 
 def download_model(uri: str, dst: str | Path, tracking_uri: str | None = None) -> Path:

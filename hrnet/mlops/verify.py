@@ -139,6 +139,7 @@ def verify_row(
         scales=tuple(float(s) for s in protocol.get("scales", (1.0,))),
         flip=bool(protocol.get("flip", False)),
         person_boxes=str(protocol.get("person_boxes", "gt")),
+        progress=launch.progress,
     )
     metrics = evaluate_run(out, ecfg, out_dir=out)
     raw = metrics.get(entry.metric)

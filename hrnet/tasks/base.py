@@ -301,8 +301,11 @@ def eval_loader(
     )
 
 
-def eval_batches(loader: DataLoader, desc: str = "evaluate") -> Iterator[Any]:
-    """The batches of ``loader`` under a progress bar."""
+def eval_batches(loader: DataLoader, desc: str = "evaluate", *, enabled: bool = True) -> Iterator[Any]:
+    """The batches of ``loader``, under a progress bar when ``enabled``."""
+    if not enabled:
+        yield from loader
+        return
     from tqdm import tqdm
 
     yield from tqdm(loader, desc=desc, unit="batch", dynamic_ncols=True, leave=False)

@@ -110,7 +110,7 @@ class ClassificationTask(Task):
         loader = eval_loader(self, ecfg, device, self.dataset(cfg, ecfg.split, train=False))
         samples: list[tuple[torch.Tensor, int, int]] = []
         with torch.inference_mode():
-            for images, labels in eval_batches(loader):
+            for images, labels in eval_batches(loader, enabled=ecfg.progress):
                 images = images.to(device, non_blocking=True)
                 with autocast(device, ecfg.amp):
                     logits = model(images)

@@ -194,7 +194,7 @@ class DetectionTask(Task):
         samples: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] = []
         loader = eval_loader(self, ecfg, device, self.dataset(cfg, ecfg.split, train=False))
         with torch.inference_mode():
-            for images, targets in eval_batches(loader):
+            for images, targets in eval_batches(loader, enabled=ecfg.progress):
                 with autocast(device, ecfg.amp):
                     preds = model([image.to(device, non_blocking=True) for image in images])
                 for image, target, pred in zip(images, targets, preds):

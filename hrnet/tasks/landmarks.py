@@ -89,7 +89,7 @@ class LandmarkTask(HeatmapTask):
         samples: list[tuple[torch.Tensor, Any, Any]] = []
         loader = eval_loader(self, ecfg, device, self.dataset(cfg, ecfg.split, train=False))
         with torch.inference_mode():
-            for images, targets in eval_batches(loader):
+            for images, targets in eval_batches(loader, enabled=ecfg.progress):
                 with autocast(device, ecfg.amp):
                     heatmaps = predict_heatmaps(
                         model, images.to(device), flip_pairs=info["flip_pairs"], flip=ecfg.flip

@@ -261,7 +261,7 @@ class PoseTask(HeatmapTask):
         areas: list[float] = []  # the padded box area of each result (OKS-NMS normaliser)
         samples: list[tuple[torch.Tensor, Any, Any]] = []
         with torch.inference_mode():
-            for images, targets in eval_batches(loader):
+            for images, targets in eval_batches(loader, enabled=ecfg.progress):
                 with autocast(device, ecfg.amp):
                     heatmaps = predict_heatmaps(
                         model,

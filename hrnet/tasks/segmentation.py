@@ -163,7 +163,7 @@ class SegmentationTask(Task):
         samples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         loader = eval_loader(self, ecfg, device, self.dataset(cfg, ecfg.split, train=False))
         with torch.inference_mode():
-            for images, masks in eval_batches(loader):
+            for images, masks in eval_batches(loader, enabled=ecfg.progress):
                 images = images.to(device, non_blocking=True)
                 size = (masks.shape[-2], masks.shape[-1])  # scored at the label map's own size
                 with autocast(device, ecfg.amp):

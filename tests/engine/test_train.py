@@ -120,6 +120,22 @@ def test_train_then_evaluate(tiny_folder, tmp_path) -> None:
     assert (run / "plots" / "predictions.png").is_file()
 
 
+def test_evaluate_progress_follows_the_launch_settings(tiny_folder, tmp_path, capfd) -> None:
+    """A params file with ``launch.progress: false`` (the pipeline's) keeps tqdm out of the logs."""
+    run = tmp_path / "run"
+    assert (
+        main(["train", "--out", str(run), *tiny_train_flags(tiny_folder), "--iters", "1", "--no-progress"])
+        == 0
+    )
+    launch = tmp_path / "params.yaml"
+    capfd.readouterr()
+    for progress, bar in ((True, True), (False, False)):
+        launch.write_text(f"launch: {{workers: 0, progress: {str(progress).lower()}}}\n")
+        assert main(["evaluate", "--run-dir", str(run), "--launch", str(launch), "--no-mlflow"]) == 0
+        err = capfd.readouterr().err
+        assert ("evaluate:" in err and "batch" in err) is bar, err[-500:]
+
+
 def test_resume_after_sigkill_matches_uninterrupted(tiny_folder, tmp_path) -> None:
     flags = [*tiny_train_flags(tiny_folder), "--iters", "24", "--checkpoint-every", "2", "--accum-steps", "2"]
     # uninterrupted reference

@@ -150,3 +150,49 @@ def test_a_model_that_cannot_export_fails_clearly(tmp_path: Path, capsys: pytest
     assert hrnet_main(["export", "hrnet_w18_small", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "a model name needs --weights" in err and "Traceback" not in err
+
+
+def test_export_logs_and_registers_the_onnx_flavour(
+    exported: dict[str, tuple[Path, Path]], tmp_path: Path
+) -> None:
+    """``hrnet export RUN --mlflow --register NAME`` puts the file in the run as MLflow's onnx
+    flavour; the registered version loads back through ``mlflow.onnx`` and computes what the
+    exported file computes."""
+    import shutil
+
+    import mlflow
+    import numpy as np
+    import onnxruntime as ort
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    run = client.create_run(client.create_experiment("export-test"))
+    client.set_terminated(run.info.run_id)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    shutil.copy(exported["classification"][0], run_dir / "model.pt")
+    (run_dir / "mlflow_run.json").write_text(json.dumps({"run_id": run.info.run_id, "tracking_uri": uri}))
+    onnx_file = tmp_path / "model.onnx"
+    flags = ["--input-size", "64", "64", "--mlflow", "--register", "digits-onnx"]
+    assert hrnet_main(["export", str(run_dir), "--out", str(onnx_file), *flags]) == 0
+
+    version = client.get_model_version("digits-onnx", "1")
+    assert version.run_id == run.info.run_id
+    mlflow.set_tracking_uri(uri)
+    loaded = mlflow.onnx.load_model("models:/digits-onnx/1")
+    x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    ours = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    theirs = ort.InferenceSession(loaded.SerializeToString(), providers=["CPUExecutionProvider"])
+    name = ours.get_inputs()[0].name
+    np.testing.assert_array_equal(ours.run(None, {name: x})[0], theirs.run(None, {name: x})[0])
+    assert {p.key for p in loaded.metadata_props} >= {"hrnet.config", "hrnet.info"}
+
+
+def test_export_mlflow_needs_a_run_folder(
+    exported: dict[str, tuple[Path, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pt = exported["classification"][0]
+    assert hrnet_main(["export", str(pt), "--out", str(tmp_path / "m.onnx"), "--mlflow"]) == 2
+    assert "not a run folder with an MLflow run" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()
