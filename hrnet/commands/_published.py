@@ -14,7 +14,12 @@ def add_published_arguments(parser: argparse.ArgumentParser, *, model_flag: bool
     group.add_argument("--row", default=None, help="row id whose model, data and split are used")
     if model_flag:
         group.add_argument("--model", default=None, help="model name (hrnet.models.list_models())")
-    group.add_argument("--dataset", default=None, help="the data's format (imagefolder, coco_instances, ...)")
+    group.add_argument(
+        "--dataset",
+        default=None,
+        help="the data's format (imagefolder, coco_instances, ...); hrnet evaluate --run-dir with --data: "
+        "score the run on a dataset of this format",
+    )
     group.add_argument("--num-classes", type=int, default=0, help="classes (0 = from the data)")
     group.add_argument("--input-size", type=int, nargs="+", default=None, help="input height [width]")
     group.add_argument("--partial", action="store_true", help="load what fits and report the rest")

@@ -92,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
             else (args.run_dir if args.run_dir is not None else args.checkpoint.parent)
         )
     tracker = _attach_tracking(args)  # before evaluating: a server that is down fails fast
-    metrics = evaluate_run(source, ecfg, out_dir=out, data=args.data, fast=not args.eager)
+    # --data with --dataset: score a run on another dataset (the row's evaluate.dataset)
+    dataset = args.dataset if published is None else None
+    metrics = evaluate_run(source, ecfg, out_dir=out, data=args.data, fast=not args.eager, dataset=dataset)
     summary = {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
     print(f"wrote {out / 'metrics.json'}")

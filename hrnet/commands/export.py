@@ -89,9 +89,10 @@ def run(args: argparse.Namespace) -> int:
     if args.mlflow and not (Path(args.model).is_dir() and (Path(args.model) / "mlflow_run.json").is_file()):
         raise HRNetError(f"--mlflow: {args.model} is not a run folder with an MLflow run (mlflow_run.json)")
     if args.mlflow:  # a server that is down fails before the export, not after
-        from hrnet.mlops.tracking import check_server, resolve_tracking_uri
+        from hrnet.mlops.tracking import check_server, read_run_file, resolve_tracking_uri
 
-        check_server(args.tracking_uri or _run_tracking_uri(Path(args.model)) or resolve_tracking_uri())
+        recorded = read_run_file(Path(args.model)).get("tracking_uri")
+        check_server(args.tracking_uri or recorded or resolve_tracking_uri())
 
     with tempfile.TemporaryDirectory(prefix="hrnet-export-") as tmp:
         source: str | Path = args.model
@@ -140,9 +141,3 @@ def run(args: argparse.Namespace) -> int:
             + (f"; registered {logged['registered']}" if logged["registered"] else "")
         )
     return 0
-
-
-def _run_tracking_uri(run_dir: Path) -> str | None:
-    import json
-
-    return json.loads((run_dir / "mlflow_run.json").read_text()).get("tracking_uri")

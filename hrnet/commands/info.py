@@ -56,10 +56,17 @@ def run(args: argparse.Namespace) -> int:
 
     height, width = args.input_size
     params = count_params(model)
-    try:
-        flops = _count(model, (height, width))
-    except NotImplementedError:  # data-dependent ops (a detector's RPN) cannot run on meta tensors
-        flops = _count(create_model(args.model, **kwargs), (height, width))
+    if model_info(args.model).task == "detection":
+        # a detector resizes its input (its transform), so tracing a forward would count another
+        # size; its backbone, neck and heads are counted at exactly the size asked for
+        from hrnet.models.flops import count_detector_flops
+
+        flops = count_detector_flops(model, (height, width))
+    else:
+        try:
+            flops = _count(model, (height, width))
+        except NotImplementedError:  # data-dependent ops cannot run on meta tensors
+            flops = _count(create_model(args.model, **kwargs), (height, width))
 
     print(f"model        {args.model}")
     print(f"parameters   {params / 1e6:.2f} M ({params:,})")

@@ -70,36 +70,46 @@ def _sha1(hexdigest: str) -> Checksum:
 
 _COCO = "http://images.cocodataset.org"
 _VOC = "http://host.robots.ox.ac.uk/pascal/VOC"
+_BDD100K = "https://dl.cv.ethz.ch/bdd100k/data"
+_COCO_FILES = (
+    # md5s as verified by PaddleDetection, torchvision-style loaders and the COCO mirrors
+    RemoteFile(
+        f"{_COCO}/annotations/annotations_trainval2017.zip",
+        "annotations_trainval2017.zip",
+        _md5("f4bbac642086de4f52a3fdda2de5fa2c"),
+    ),
+    RemoteFile(f"{_COCO}/zips/val2017.zip", "val2017.zip", _md5("442b8da7639aecaf257c1dceb8ba8c80")),
+    RemoteFile(f"{_COCO}/zips/train2017.zip", "train2017.zip", _md5("cced6f7f71b7629ddf16f17bbcfab6b2")),
+)
 
 _DATASETS: tuple[Dataset, ...] = (
     Dataset(
         name="coco2017",
         description="COCO 2017 train/val images with instance, keypoint and caption annotations",
         homepage="https://cocodataset.org/#download",
-        files=(
-            # md5s as verified by PaddleDetection, torchvision-style loaders and the COCO mirrors
-            RemoteFile(
-                f"{_COCO}/annotations/annotations_trainval2017.zip",
-                "annotations_trainval2017.zip",
-                _md5("f4bbac642086de4f52a3fdda2de5fa2c"),
-            ),
-            RemoteFile(f"{_COCO}/zips/val2017.zip", "val2017.zip", _md5("442b8da7639aecaf257c1dceb8ba8c80")),
-            RemoteFile(
-                f"{_COCO}/zips/train2017.zip", "train2017.zip", _md5("cced6f7f71b7629ddf16f17bbcfab6b2")
-            ),
-        ),
+        files=_COCO_FILES,
     ),
     Dataset(
         name="coco2017_val",
         description="COCO 2017 val images + annotations only (evaluation of released weights)",
         homepage="https://cocodataset.org/#download",
+        files=_COCO_FILES[:2],
+    ),
+    Dataset(
+        name="coco2017_stuff",
+        description="COCO 2017 (as coco2017) + the COCO-stuff stuffthingmaps (183 classes, 255 unlabelled) "
+        "under stuffthingmaps/{train2017,val2017}/ for HTC's semantic branch",
+        homepage="https://github.com/nightrome/cocostuff",
         files=(
+            *_COCO_FILES,
+            # the archive holds train2017/ and val2017/ at its top level; MMDetection's HTC configs
+            # read them from <coco root>/stuffthingmaps/. No checksum is published (trust on first use).
             RemoteFile(
-                f"{_COCO}/annotations/annotations_trainval2017.zip",
-                "annotations_trainval2017.zip",
-                _md5("f4bbac642086de4f52a3fdda2de5fa2c"),
+                "http://calvin.inf.ed.ac.uk/wp-content/uploads/data/cocostuffdataset/stuffthingmaps_trainval2017.zip",
+                "stuffthingmaps_trainval2017.zip",
+                None,
+                extract_to="stuffthingmaps",
             ),
-            RemoteFile(f"{_COCO}/zips/val2017.zip", "val2017.zip", _md5("442b8da7639aecaf257c1dceb8ba8c80")),
         ),
     ),
     Dataset(
@@ -264,7 +274,99 @@ _DATASETS: tuple[Dataset, ...] = (
             "createTrainIdLabelImgs."
         ),
     ),
+    Dataset(
+        name="dis5k",
+        description="DIS5K v1.0 dichotomous image segmentation: DIS-TR, DIS-VD, DIS-TE1..4 (im/*.jpg, gt/*.png)",
+        homepage="https://github.com/xuebinqin/DIS",
+        files=(RemoteFile("manual://DIS5K.zip", "DIS5K.zip", None),),
+        manual=(
+            "DIS5K v1.0 is shared only through Google Drive "
+            "(https://drive.google.com/file/d/1O1eIuXX1hlGsV7qx4eSkjH231q7G1by1/view) and Baidu Pan "
+            "(the links of https://github.com/xuebinqin/DIS README section 1.1), under the terms of "
+            "DIS5K-Dataset-Terms-of-Use.pdf in that repository. Read the terms, download DIS5K.zip, "
+            "put it in a folder or bucket prefix and run `hrnet fetch dis5k --source <that folder or "
+            "s3 prefix>/`; it unpacks into DIS5K/DIS-{TR,VD,TE1,TE2,TE3,TE4}/{im,gt}/."
+        ),
+    ),
+    Dataset(
+        name="mfn",
+        description="MFN (MFNet RGB-thermal) in RTFNet's preprocessed layout: 4-channel PNGs, 9 classes",
+        homepage="https://github.com/yuxiangsun/RTFNet",
+        files=(RemoteFile("manual://dataset.zip", "dataset.zip", None),),
+        manual=(
+            "RTFNet's preprocessed MFN dataset is a share link a script cannot fetch "
+            "(http://gofile.me/4jm56/CfukComo1, from the README of https://github.com/yuxiangsun/RTFNet; "
+            "the original is on the MFNet project page "
+            "https://www.mi.t.u-tokyo.ac.jp/static/projects/mil_multispectral/). Download dataset.zip, "
+            "put it in a folder or bucket prefix and run `hrnet fetch mfn --source <that folder or s3 "
+            "prefix>/`; it unpacks into dataset/ (images/, labels/, train.txt, val.txt, test.txt, as "
+            "RTFNet's `unzip -d .. dataset.zip` does)."
+        ),
+    ),
+    Dataset(
+        name="bdd100k",
+        description="BDD100K 10K images + instance segmentation labels: 8 classes, 7000 train / 1000 val, "
+        "1280x720 (BDD100K licence)",
+        homepage="https://doc.bdd100k.com/download.html",
+        # file names as served at https://dl.cv.ethz.ch/bdd100k/data/; the md5 of the labels zip is
+        # the one bdd100k/bdd100k doc/source/download.rst publishes for the instance segmentation
+        # package (the images' md5 there is of the whole 10K package, not of these per-split zips)
+        files=(
+            RemoteFile(f"{_BDD100K}/10k_images_train.zip", "10k_images_train.zip", None),
+            RemoteFile(f"{_BDD100K}/10k_images_val.zip", "10k_images_val.zip", None),
+            RemoteFile(
+                f"{_BDD100K}/bdd100k_ins_seg_labels_trainval.zip",
+                "bdd100k_ins_seg_labels_trainval.zip",
+                _md5("651b41f229d7327d8c4af97772de4390"),
+            ),
+        ),
+        prepare=lambda folder: _prepare_bdd100k(folder),
+    ),
+    Dataset(
+        name="acdc",
+        description="ACDC (fog, night, rain, snow): 19 Cityscapes classes, 1600 train / 406 val, 1920x1080",
+        homepage="https://acdc.vision.ee.ethz.ch/download",
+        files=(
+            RemoteFile("manual://rgb_anon_trainvaltest.zip", "rgb_anon_trainvaltest.zip", None),
+            RemoteFile("manual://gt_trainval.zip", "gt_trainval.zip", None),
+        ),
+        manual=(
+            "ACDC needs an account: register and log in at https://acdc.vision.ee.ethz.ch/download and "
+            "download rgb_anon_trainvaltest.zip (the anonymised images) and gt_trainval.zip (the semantic "
+            "labels, *_gt_labelTrainIds.png). Put both in one folder or bucket prefix and run "
+            "`hrnet fetch acdc --source <that folder or s3 prefix>/`."
+        ),
+    ),
+    Dataset(
+        name="dada_seg",
+        description="DADA-seg: accident frames of DADA-2000 with Cityscapes labels (19 classes), val only",
+        homepage="https://github.com/jamycheung/ISSAFE",
+        files=(RemoteFile("manual://DADA_seg.zip", "DADA_seg.zip", None),),
+        manual=(
+            "DADA-seg is shared only through Google Drive and Baidu: download the 'DADA-seg (val) Image & "
+            "label' archive (46.8 MB) linked in https://github.com/jamycheung/ISSAFE#readme, save it as "
+            "DADA_seg.zip holding the DADA_seg/ folder (leftImg8bit/val, gtFine/val) and run "
+            "`hrnet fetch dada_seg --source <that folder or s3 prefix>/`."
+        ),
+    ),
+    Dataset(
+        name="synpass",
+        description="SynPASS: 9080 synthetic panoramas (1024x2048), 22 classes, 5700 train / 1690 val / 1690 test",
+        homepage="https://github.com/jamycheung/Trans4PASS",
+        files=(RemoteFile("manual://SynPASS.zip", "SynPASS.zip", None),),
+        manual=(
+            "SynPASS is shared only through Google Drive: download it from the link in "
+            "https://github.com/jamycheung/Trans4PASS#synpass-dataset, save it as SynPASS.zip holding the "
+            "SynPASS/ folder (img/, semantic/) and run `hrnet fetch synpass --source <that folder or s3 prefix>/`."
+        ),
+    ),
 )
+
+
+def _prepare_bdd100k(folder: Path) -> None:
+    from hrnet.data.bdd100k import prepare_bdd100k
+
+    prepare_bdd100k(folder)
 
 
 def _weights(name: str, url: str, what: str, homepage: str) -> Dataset:

@@ -25,7 +25,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CHECKPOINTS", "LAYOUTS", "MANUAL", "METRICS", "PublishedCheckpoint", "checkpoints_for_row", "get_checkpoint"]
+__all__ = [
+    "CHECKPOINTS",
+    "LAYOUTS",
+    "MANUAL",
+    "METRICS",
+    "PublishedCheckpoint",
+    "checkpoints_for_row",
+    "get_checkpoint",
+]
 
 MANUAL = "manual://"
 LAYOUTS = (
@@ -260,6 +268,7 @@ CLASSIFICATION: tuple[PublishedCheckpoint, ...] = (
 _MMDET = "https://download.openmmlab.com/mmdetection/v2.0/hrnet"
 _MMDET_HOME = "https://github.com/open-mmlab/mmdetection/blob/main/configs/hrnet/README.md"
 _MMDET_RECIPE = "MMDetection's own training (8 GPUs x 2 images, lr 0.02)"
+_NOT_BUILT = "architecture not built here (model ''); "
 
 
 def _mmdet(name: str, stamp: str, config: str, row: str, model: str, box_ap: float, note: str):
@@ -281,8 +290,6 @@ def _mmdet(name: str, stamp: str, config: str, row: str, model: str, box_ap: flo
 def _vs_row(published: str) -> str:
     return f"{_MMDET_RECIPE}; the row publishes HRNet-Object-Detection's {published}"
 
-
-_NOT_BUILT = "architecture not built here (model ''); "
 
 DETECTION: tuple[PublishedCheckpoint, ...] = (
     _mmdet(
@@ -425,118 +432,118 @@ DETECTION: tuple[PublishedCheckpoint, ...] = (
         "cascade_mask_rcnn_hrnetv2p_w18_20e_coco",
         "20200210-b543cd2b",
         "cascade-mask-rcnn_hrnetv2p-w18_20e_coco.py",
-        "",
-        "",
+        "det_cascade_mask_rcnn_w18_20e",
+        "cascade_mask_rcnn_hrnetv2p_w18",
         41.6,
-        _NOT_BUILT + "Cascade Mask R-CNN; mask AP 36.4",
+        _vs_row("box 41.9 / mask 36.4") + "; mask AP 36.4",
     ),
     _mmdet(
         "cascade_mask_rcnn_hrnetv2p_w32_20e_coco",
         "20200512_154043-39d9cf7b",
         "cascade-mask-rcnn_hrnetv2p-w32_20e_coco.py",
-        "",
-        "",
+        "det_cascade_mask_rcnn_w32_20e",
+        "cascade_mask_rcnn_hrnetv2p_w32",
         44.3,
-        _NOT_BUILT + "Cascade Mask R-CNN; mask AP 38.6",
+        _vs_row("box 44.5 / mask 38.5") + "; mask AP 38.6",
     ),
     _mmdet(
         "cascade_mask_rcnn_hrnetv2p_w40_20e_coco",
         "20200527_204922-969c4610",
         "cascade-mask-rcnn_hrnetv2p-w40-20e_coco.py",
         "",
-        "",
+        "cascade_mask_rcnn_hrnetv2p_w40",
         45.1,
-        _NOT_BUILT + "Cascade Mask R-CNN; mask AP 39.3",
+        "no Cascade Mask R-CNN W40 row; mask AP 39.3",
     ),
     _mmdet(
         "htc_hrnetv2p_w18_20e_coco",
         "20200210-b266988c",
         "htc_hrnetv2p-w18_20e_coco.py",
-        "",
-        "",
+        "det_htc_w18_20e",
+        "htc_hrnetv2p_w18",
         42.8,
-        _NOT_BUILT + "Hybrid Task Cascade; mask AP 37.9",
+        _vs_row("box 43.1 / mask 37.9") + "; mask AP 37.9",
     ),
     _mmdet(
         "htc_hrnetv2p_w32_20e_coco",
         "20200207-7639fa12",
         "htc_hrnetv2p-w32_20e_coco.py",
-        "",
-        "",
+        "det_htc_w32_20e",
+        "htc_hrnetv2p_w32",
         45.4,
-        _NOT_BUILT + "Hybrid Task Cascade; mask AP 39.9",
+        _vs_row("box 45.3 / mask 39.6") + "; mask AP 39.9",
     ),
     _mmdet(
         "htc_hrnetv2p_w40_20e_coco",
         "20200529_183411-417c4d5b",
         "htc_hrnetv2p-w40_20e_coco.py",
         "",
-        "",
+        "htc_hrnetv2p_w40",
         46.4,
-        _NOT_BUILT + "Hybrid Task Cascade; mask AP 40.8",
+        "no HTC W40 row; mask AP 40.8",
     ),
     _mmdet(
         "fcos_hrnetv2p_w18_gn-head_4x4_1x_coco",
         "20201212_100710-4ad151de",
         "fcos_hrnetv2p-w18-gn-head_4xb4-1x_coco.py",
-        "",
-        "",
+        "det_fcos_w18_1x",
+        "fcos_hrnetv2p_w18",
         35.3,
-        _NOT_BUILT + "FCOS",
+        "the row's number (MMDetection) is the same",
     ),
     _mmdet(
         "fcos_hrnetv2p_w18_gn-head_4x4_2x_coco",
         "20201212_101110-5c575fa5",
         "fcos_hrnetv2p-w18-gn-head_4xb4-2x_coco.py",
-        "",
-        "",
+        "det_fcos_w18_2x",
+        "fcos_hrnetv2p_w18",
         38.2,
-        _NOT_BUILT + "FCOS",
+        "the row's number (MMDetection) is the same",
     ),
     _mmdet(
         "fcos_hrnetv2p_w32_gn-head_4x4_1x_coco",
         "20201211_134730-cb8055c0",
         "fcos_hrnetv2p-w32-gn-head_4xb4-1x_coco.py",
-        "",
-        "",
+        "det_fcos_w32_1x",
+        "fcos_hrnetv2p_w32",
         39.5,
-        _NOT_BUILT + "FCOS",
+        "the row's number (MMDetection) is the same",
     ),
     _mmdet(
         "fcos_hrnetv2p_w32_gn-head_4x4_2x_coco",
         "20201212_112133-77b6b9bb",
         "fcos_hrnetv2p-w32-gn-head_4xb4-2x_coco.py",
-        "",
-        "",
+        "det_fcos_w32_2x",
+        "fcos_hrnetv2p_w32",
         40.8,
-        _NOT_BUILT + "FCOS",
+        "the row's number (MMDetection) is the same",
     ),
     _mmdet(
         "fcos_hrnetv2p_w18_gn-head_mstrain_640-800_4x4_2x_coco",
         "20201212_111651-441e9d9f",
         "fcos_hrnetv2p-w18-gn-head_ms-640-800-4xb4-2x_coco.py",
         "",
-        "",
+        "fcos_hrnetv2p_w18",
         38.3,
-        _NOT_BUILT + "FCOS, multi-scale training",
+        "multi-scale training (640-800): no row",
     ),
     _mmdet(
         "fcos_hrnetv2p_w32_gn-head_mstrain_640-800_4x4_2x_coco",
         "20201212_090846-b6f2b49f",
         "fcos_hrnetv2p-w32-gn-head_ms-640-800-4xb4-2x_coco.py",
         "",
-        "",
+        "fcos_hrnetv2p_w32",
         41.9,
-        _NOT_BUILT + "FCOS, multi-scale training",
+        "multi-scale training (640-800): no row",
     ),
     _mmdet(
         "fcos_hrnetv2p_w40_gn-head_mstrain_640-800_4x4_2x_coco",
         "20201212_124752-f22d2ce5",
         "fcos_hrnetv2p-w40-gn-head_ms-640-800-4xb4-2x_coco.py",
         "",
-        "",
+        "fcos_hrnetv2p_w40",
         42.7,
-        _NOT_BUILT + "FCOS, multi-scale training; the README's row says HRNetV2p-W48 but its config and "
+        "multi-scale training (640-800): no row; the README's row says HRNetV2p-W48 but its config and "
         "file are W40",
     ),
 )
@@ -687,6 +694,62 @@ DETECTION_V1: tuple[PublishedCheckpoint, ...] = (
         "det_cascade_rcnn_w48_20e",
         "cascadercnn_hrnetv2p_w48",
         44.6,
+    ),
+    _mmdet_v1(
+        "cascade_mask_rcnn_hrnetv2p_w18_20e",
+        "20190810-054fb7bf",
+        "det_cascade_mask_rcnn_w18_20e",
+        "cascade_mask_rcnn_hrnetv2p_w18",
+        41.9,
+        "mask AP 36.4; the file HRNet-Object-Detection's README links, the row's number",
+    ),
+    _mmdet_v1(
+        "cascade_mask_rcnn_hrnetv2p_w32_20e",
+        "20190810-76f61cd0",
+        "det_cascade_mask_rcnn_w32_20e",
+        "cascade_mask_rcnn_hrnetv2p_w32",
+        44.5,
+        "mask AP 38.5; the file HRNet-Object-Detection's README links, the row's number",
+    ),
+    _mmdet_v1(
+        "cascade_mask_rcnn_hrnetv2p_w48_20e",
+        "20190810-d04a1415",
+        "det_cascade_mask_rcnn_w48_20e",
+        "cascade_mask_rcnn_hrnetv2p_w48",
+        46.0,
+        "mask AP 39.5; the file HRNet-Object-Detection's README links, the row's number",
+    ),
+    _mmdet_v1(
+        "htc_hrnetv2p_w18_20e",
+        "20190810-d70072af",
+        "det_htc_w18_20e",
+        "htc_hrnetv2p_w18",
+        43.1,
+        "mask AP 37.9; the file HRNet-Object-Detection's README links, the row's number",
+    ),
+    _mmdet_v1(
+        "htc_hrnetv2p_w32_20e",
+        "20190810-82f9ef5a",
+        "det_htc_w32_20e",
+        "htc_hrnetv2p_w32",
+        45.3,
+        "mask AP 39.6; the file HRNet-Object-Detection's README links, the row's number",
+    ),
+    _mmdet_v1(
+        "htc_hrnetv2p_w48_20e",
+        "20190810-f6d2c3fd",
+        "det_htc_w48_20e",
+        "htc_hrnetv2p_w48",
+        46.8,
+        "mask AP 40.7; the file HRNet-Object-Detection's README links, the row's number",
+    ),
+    _mmdet_v1(
+        "htc_hrnetv2p_w48_28e",
+        "20190810-a4274b38",
+        "det_htc_w48_28e",
+        "htc_hrnetv2p_w48",
+        47.0,
+        "mask AP 41.0; the file HRNet-Object-Detection's README links, the row's number",
     ),
 )
 

@@ -20,10 +20,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hrnet.data.io import load_json, read_image
+from hrnet.data.io import load_json, read_image, read_label_map
 from hrnet.errors import HRNetError
 
-__all__ = ["CocoDetection", "CocoKeypoints", "load_coco"]
+__all__ = ["STUFF_IGNORE", "STUFF_NUM_CLASSES", "CocoDetection", "CocoKeypoints", "load_coco", "stuff_map_path"]
+
+# COCO-stuff stuffthingmaps (nightrome/cocostuff README.md): one PNG of class indices per COCO
+# image, 255 the unlabelled pixels; MMDetection's FusedSemanticHead reads 183 classes
+STUFF_NUM_CLASSES = 183
+STUFF_IGNORE = 255
 
 
 def coco_image_folder(root: str | Path, split: str) -> Path:
@@ -34,6 +39,11 @@ def coco_image_folder(root: str | Path, split: str) -> Path:
         if candidate.is_dir():
             return candidate
     return root / split
+
+
+def stuff_map_path(stuff_dir: str | Path, file_name: str) -> Path:
+    """The stuffthingmaps PNG of a COCO image: ``stuff_dir/<file_name stem>.png``."""
+    return Path(stuff_dir) / Path(file_name).with_suffix(".png").name
 
 
 def load_coco(ann_file: str | Path, *, keypoints: bool = False) -> Any:
@@ -124,6 +134,9 @@ class CocoDetection(Dataset):
     - ``labels``: int64 ``[N]`` in ``1..K`` (contiguous; :attr:`label_to_cat_id` and
       :attr:`cat_id_to_label` convert to and from the file's category ids),
     - ``masks``: ``tv_tensors.Mask`` uint8 ``[N, H, W]`` when ``with_masks``,
+    - ``semantic``: ``tv_tensors.Mask`` uint8 ``[H, W]`` when ``semantic_dir`` is given: the
+      COCO-stuff map ``semantic_dir/<file stem>.png`` (MMDetection's ``gt_semantic_seg`` before
+      its ``SegRescale(1/8)``, which the HTC model applies after its resize),
     - ``iscrowd`` int64 ``[N]``, ``area`` float32 ``[N]``, ``ann_id`` int64 ``[N]``,
     - ``image_id``: int, ``orig_size``: int64 ``[2]`` (H, W).
 
@@ -138,6 +151,7 @@ class CocoDetection(Dataset):
         with_masks: also decode instance masks (polygons or RLE).
         include_crowd: keep ``iscrowd=1`` annotations in the targets.
         skip_empty: drop images without a (non-crowd) annotation, for training.
+        semantic_dir: folder of the COCO-stuff stuffthingmaps of the split (HTC).
     """
 
     def __init__(
@@ -149,9 +163,11 @@ class CocoDetection(Dataset):
         with_masks: bool = False,
         include_crowd: bool = False,
         skip_empty: bool = False,
+        semantic_dir: str | Path | None = None,
     ) -> None:
         self.image_dir = Path(image_dir)
         self.ann_file = Path(ann_file)
+        self.semantic_dir = Path(semantic_dir) if semantic_dir is not None else None
         self.transforms = transforms
         self.with_masks = with_masks
         self.include_crowd = include_crowd
@@ -216,9 +232,22 @@ class CocoDetection(Dataset):
                         f"{self.ann_file}: annotation id {ann['id']}: bad segmentation: {exc}"
                     ) from None
             target["masks"] = tv_tensors.Mask(torch.from_numpy(masks))
+        if self.semantic_dir is not None:
+            target["semantic"] = tv_tensors.Mask(torch.from_numpy(self._stuff_map(info, height, width)))
         if self.transforms is not None:
             return self.transforms(image, target)
         return image, target
+
+    def _stuff_map(self, info: dict, height: int, width: int) -> np.ndarray:
+        assert self.semantic_dir is not None
+        path = stuff_map_path(self.semantic_dir, info["file_name"])
+        label_map = read_label_map(path, record=f"image id {info['id']} of {self.ann_file.name}")
+        if label_map.shape != (height, width):
+            raise HRNetError(
+                f"{path}: stuff map is {label_map.shape[1]}x{label_map.shape[0]} but image id "
+                f"{info['id']} is {width}x{height}"
+            )
+        return label_map
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(ann_file={str(self.ann_file)!r}, images={len(self)}, classes={self.num_classes})"

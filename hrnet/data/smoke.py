@@ -40,21 +40,38 @@ Layouts (members of the archives; sizes in pixels, width x height):
   a few inner ones, ``data/ILSVRC2012_validation_ground_truth.txt``), ``ILSVRC2012_img_train.tar``
   (one ``<wnid>.tar`` per class, one 16x16 JPEG each) and ``ILSVRC2012_img_val.tar`` (1000
   ``ILSVRC2012_val_<8 digits>.JPEG``, one per class in a shuffled order).
+- ``dis5k``: ``DIS5K.zip`` with ``DIS5K/DIS-{TR,VD,TE1..TE4}/{im/*.jpg, gt/*.png}`` (3, 2 and 1
+  each; about 56x40, 0/255 masks of a disc with a one-pixel handle) (:mod:`hrnet.data.dis`).
+- ``mfn``: RTFNet's ``dataset.zip``: ``dataset/images/*.png`` RGBA (RGB + thermal),
+  ``dataset/labels/*.png`` (0..8) and ``train``/``val``/``test.txt`` (3, 2, 2; 64x48)
+  (:mod:`hrnet.data.mfn`).
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
-import json
-import tarfile
-import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
+
+from hrnet.data.smoke_files import (  # the encoders and pictures shared with smoke_driving
+    _blobs,
+    _jpeg,
+    _json,
+    _mat,
+    _noise,
+    _palette_png,
+    _png,
+    _tar,
+    _zip,
+)
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = [
     "COCO_CATEGORIES",
@@ -103,6 +120,7 @@ COCO_SKELETON: tuple[tuple[int, int], ...] = (
 SMOKE_FETCH: dict[str, tuple[str, ...]] = {
     "imagenet": ("imagenet",),
     "coco": ("coco2017",),
+    "coco_stuff": ("coco2017_stuff",),
     "cityscapes": ("cityscapes",),
     "ade20k": ("ade20k",),
     "voc_aug": ("voc2012", "sbd"),
@@ -110,6 +128,12 @@ SMOKE_FETCH: dict[str, tuple[str, ...]] = {
     "300w": ("300w",),
     "wflw": ("wflw",),
     "cofw": ("cofw",),
+    "dis5k": ("dis5k",),
+    "mfn": ("mfn",),
+    "bdd100k": ("bdd100k",),
+    "acdc": ("acdc",),
+    "dada_seg": ("dada_seg",),
+    "synpass": ("synpass",),
 }
 
 # ImageNet weights entries of the catalogue -> the classification model of that width
@@ -122,108 +146,6 @@ SMOKE_WEIGHT_MODELS: dict[str, str] = {
     "hrnet_w32_imagenet_pose": "hrnet_w32",
     "hrnet_w48_imagenet_pose": "hrnet_w48",
 }
-
-_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-_MAT_HEADER = b"MATLAB 5.0 MAT-file, written by hrnet.data.smoke"
-
-
-# --------------------------------------------------------------------------------------------
-# Deterministic encoders and archives
-# --------------------------------------------------------------------------------------------
-
-
-def _encode(array: np.ndarray | Image.Image, fmt: str, **kwargs) -> bytes:
-    image = array if isinstance(array, Image.Image) else Image.fromarray(array)
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **kwargs)
-    return buffer.getvalue()
-
-
-def _jpeg(array: np.ndarray) -> bytes:
-    return _encode(array, "JPEG", quality=90)
-
-
-def _png(array: np.ndarray | Image.Image) -> bytes:
-    return _encode(array, "PNG")
-
-
-def _palette_png(label: np.ndarray) -> bytes:
-    """A palette PNG of class indices, with VOC's colour map (index i -> bit-interleaved RGB)."""
-    image = Image.fromarray(label.astype(np.uint8), mode="P")
-    palette = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        palette += [r, g, b]
-    image.putpalette(palette)
-    return _png(image)
-
-
-def _json(obj: object) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
-
-
-def _mat(variables: dict) -> bytes:
-    """A MATLAB 5 file (scipy) whose header text is fixed (scipy writes the creation time)."""
-    from scipy.io import savemat
-
-    buffer = io.BytesIO()
-    savemat(buffer, variables, do_compression=False, oned_as="column")
-    data = bytearray(buffer.getvalue())
-    data[:116] = _MAT_HEADER.ljust(116, b" ")
-    return bytes(data)
-
-
-def _zip(members: Members) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for name in sorted(members):
-            info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, members[name])
-    return buffer.getvalue()
-
-
-def _tar(members: Members, *, gz: bool = False) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for name in sorted(members):
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(members[name]), 0, 0o644
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            tar.addfile(info, io.BytesIO(members[name]))
-    if not gz:
-        return raw.getvalue()
-    out = io.BytesIO()
-    with gzip.GzipFile(filename="", fileobj=out, mode="wb", mtime=0) as handle:
-        handle.write(raw.getvalue())
-    return out.getvalue()
-
-
-def _noise(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """A smooth random RGB image (a coarse grid upsampled), which JPEG keeps small."""
-    coarse = rng.integers(0, 256, (max(1, height // 8), max(1, width // 8), 3), dtype=np.uint8)
-    return np.array(Image.fromarray(coarse).resize((width, height), Image.Resampling.BILINEAR))
-
-
-def _blobs(
-    rng: np.random.Generator, height: int, width: int, values: list[int], dtype: type = np.uint8
-) -> np.ndarray:
-    """A label map of rectangles of ``values`` on ``values[0]``."""
-    label = np.full((height, width), values[0], dtype)
-    for value in values[1:]:
-        h, w = int(rng.integers(height // 4, height // 2)), int(rng.integers(width // 4, width // 2))
-        y, x = int(rng.integers(0, height - h)), int(rng.integers(0, width - w))
-        label[y : y + h, x : x + w] = value
-    return label
-
 
 # --------------------------------------------------------------------------------------------
 # COCO 2017
@@ -299,6 +221,24 @@ def _coco(rng: np.random.Generator) -> dict[str, bytes]:
         "train2017.zip": _zip({k: v for k, v in images.items() if k.startswith("train2017/")}),
         "val2017.zip": _zip({k: v for k, v in images.items() if k.startswith("val2017/")}),
     }
+
+
+def _coco_stuff(rng: np.random.Generator) -> dict[str, bytes]:
+    """COCO 2017 plus ``stuffthingmaps_trainval2017.zip``: ``<split>/<stem>.png`` per image (two
+    stuff classes of 91..181 split at a random row, a thing class 0..90 in a box, a 255 border)."""
+    height, width = _COCO_SIZE
+    files = _coco(rng)
+    maps: Members = {}
+    for split_index, (split, count) in enumerate(_COCO_SPLITS.items()):
+        for k in range(count):
+            image_id = 1000 * (split_index + 1) + k + 1  # the ids and names _coco writes
+            label = np.full((height, width), int(rng.integers(91, 182)), dtype=np.uint8)
+            label[int(rng.integers(height // 4, 3 * height // 4)) :] = int(rng.integers(91, 182))
+            label[10:70, 8 + 4 * k : 48 + 4 * k] = 0  # the person box of _coco
+            label[:, :2] = 255
+            maps[f"{split}/{image_id:012d}.png"] = _png(label)
+    files["stuffthingmaps_trainval2017.zip"] = _zip(maps)
+    return files
 
 
 # --------------------------------------------------------------------------------------------
@@ -640,12 +580,37 @@ def _imagenet(rng: np.random.Generator) -> dict[str, bytes]:
     }
 
 
+def _dis5k(rng: np.random.Generator) -> dict[str, bytes]:
+    from hrnet.data.dis import smoke_archive
+
+    return smoke_archive(rng, _jpeg, _png, _zip)
+
+
+def _mfn(rng: np.random.Generator) -> dict[str, bytes]:
+    from hrnet.data.mfn import smoke_archive
+
+    return smoke_archive(rng, _png, _zip)
+
+
 # --------------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------------
 
+
+def _driving(name: str) -> Callable[[np.random.Generator], dict[str, bytes]]:
+    """The writer ``name`` of :mod:`hrnet.data.smoke_driving` (imported when it writes)."""
+
+    def write(rng: np.random.Generator) -> dict[str, bytes]:
+        from hrnet.data import smoke_driving
+
+        return getattr(smoke_driving, name)(rng)
+
+    return write
+
+
 _WRITERS: dict[str, Callable[[np.random.Generator], dict[str, bytes]]] = {
     "coco2017": _coco,
+    "coco2017_stuff": _coco_stuff,
     "cityscapes": _cityscapes,
     "ade20k": _ade20k,
     "voc2012": _voc2012,
@@ -655,6 +620,9 @@ _WRITERS: dict[str, Callable[[np.random.Generator], dict[str, bytes]]] = {
     "wflw": _wflw,
     "cofw": _cofw,
     "imagenet": _imagenet,
+    "dis5k": lambda rng: _dis5k(rng),
+    "mfn": lambda rng: _mfn(rng),
+    **{name: _driving(name) for name in ("bdd100k", "acdc", "dada_seg", "synpass")},
 }
 SMOKE_DATASETS: tuple[str, ...] = (*_WRITERS, "coco2017_val")
 
@@ -662,9 +630,12 @@ SMOKE_DATASETS: tuple[str, ...] = (*_WRITERS, "coco2017_val")
 def smoke_counts() -> dict[str, dict[str, int]]:
     """Items per split that the readers read from the smoke copies, keyed by the dataset ids of
     benchmarks/params.yaml (COCO: images per split)."""
+    from hrnet.data.smoke_driving import smoke_counts as driving_counts
+
     return {
         "imagenet": {"train": IMAGENET_CLASSES, "val": IMAGENET_CLASSES},
         "coco": dict(_COCO_SPLITS),
+        "coco_stuff": dict(_COCO_SPLITS),
         "cityscapes": {s: n for s, (_, n) in _CITYSCAPES_SPLITS.items() if s != "test"},
         "ade20k": {s: n for s, (_, n) in _ADE20K_SPLITS.items()},
         "voc_aug": {
@@ -675,7 +646,16 @@ def smoke_counts() -> dict[str, dict[str, int]]:
         "300w": {"train": 3, "full": 3},
         "wflw": dict(_WFLW_SPLITS),
         "cofw": {s: v[-1] for s, v in _COFW_SPLITS.items()},
+        "dis5k": _smoke_counts_of("hrnet.data.dis", "SMOKE_COUNTS"),
+        "mfn": _smoke_counts_of("hrnet.data.mfn", "SMOKE_SPLITS"),
+        **driving_counts(),
     }
+
+
+def _smoke_counts_of(module: str, name: str) -> dict[str, int]:
+    import importlib
+
+    return dict(getattr(importlib.import_module(module), name))
 
 
 def _sha256(data: bytes) -> str:
@@ -726,6 +706,26 @@ def write_smoke_mirror(
     return {name: write_smoke_dataset(name, Path(out_dir) / name, seed) for name in names}
 
 
+def _calibrate_batch_norm(model: nn.Module, batches: int = 2) -> None:
+    """Running statistics of every BatchNorm from a few noise batches (cumulative average), so
+    that the rows that keep BN in eval mode (``norm_eval``, the detectors) see activations of unit
+    scale, as with real ImageNet weights; a fresh model's 0 / 1 statistics make a deep HRNet's
+    activations grow by orders of magnitude."""
+    import torch
+
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            model(torch.rand(2, 3, 64, 64))
+    for m in norms:
+        m.momentum = 0.1
+    model.eval()
+
+
 def write_smoke_weights(
     names: Iterable[str], out_dir: str | Path, seed: int = 0
 ) -> dict[str, dict[str, str]]:
@@ -759,6 +759,7 @@ def write_smoke_weights(
         try:
             torch.manual_seed(seed * 1_000_003 + offset)
             model = create_model(SMOKE_WEIGHT_MODELS[name])
+            _calibrate_batch_norm(model)
         finally:
             torch.random.set_rng_state(state)
         state_dict = {

@@ -296,8 +296,26 @@ def detection_train_transforms(
         steps.append(T.RandomShortestSize(min_size=sizes, max_size=max_size, antialias=True))
     if hflip_prob > 0:
         steps.append(T.RandomHorizontalFlip(hflip_prob))
-    steps.append(T.SanitizeBoundingBoxes(labels_getter=_detection_labels))
+    steps.append(_PerImageMaskKept(T.SanitizeBoundingBoxes(labels_getter=_detection_labels)))
     return T.Compose(steps + _to_float(None, None))
+
+
+class _PerImageMaskKept(T.Transform):
+    """Runs ``sanitize`` with the target's per-image ``semantic`` map (HTC's COCO-stuff labels,
+    a ``Mask [H, W]``) set aside: SanitizeBoundingBoxes indexes every ``Mask`` by the kept boxes,
+    which is right for the instance masks ``[N, H, W]`` only."""
+
+    def __init__(self, sanitize: T.Transform) -> None:
+        super().__init__()
+        self.sanitize = sanitize
+
+    def forward(self, *inputs: Any) -> Any:
+        image, target = inputs if len(inputs) == 2 else inputs[0]
+        semantic = target.pop("semantic", None) if isinstance(target, dict) else None
+        image, target = self.sanitize(image, target)
+        if semantic is not None:
+            target["semantic"] = semantic
+        return image, target
 
 
 def detection_eval_transforms() -> T.Compose:

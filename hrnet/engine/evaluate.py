@@ -56,7 +56,12 @@ def resolve_model_file(source: str | Path) -> Path:
 
 
 def load_model(
-    source: str | Path, *, device: torch.device, data: str | None = None, fast: bool = True
+    source: str | Path,
+    *,
+    device: torch.device,
+    data: str | None = None,
+    fast: bool = True,
+    dataset: str | None = None,
 ) -> LoadedModel:
     """Rebuild and load the model saved in a run folder or a ``.pt`` file (eval mode), or open an
     exported ``.onnx`` file (:func:`hrnet.models.export.export_onnx`) in ONNX Runtime on the CPU.
@@ -66,6 +71,8 @@ def load_model(
         device: where to put the model (an ONNX model runs on the CPU whatever the device; its
             outputs come back on the input's device).
         data: replaces the dataset root recorded in the configuration.
+        dataset: replaces its dataset format (with ``data``: evaluate on another dataset than
+            the one trained on, e.g. trained on ``acdc``, scored on ``dada_seg``).
         fast: the inference path (:func:`inference_model`): BatchNorm folded into the
             convolutions, channels_last, no gradients; ``False``: the model as trained (eager).
             The outputs agree within fp32 rounding (1e-5 relative). Ignored for ``.onnx``.
@@ -77,6 +84,8 @@ def load_model(
     cfg = config_from_mapping(state["config"], source=f"{path} (saved config)")
     if data is not None:
         cfg = dataclasses.replace(cfg, data=str(data))
+    if dataset is not None:
+        cfg = dataclasses.replace(cfg, dataset=dataset)
     task = get_task(cfg.task, dataset=cfg.dataset)
     info = state.get("info", {})
     model = task.build_model(cfg, info)
@@ -116,7 +125,8 @@ def inference_model(model: nn.Module, task: str, *, device: torch.device | None 
     model.eval()
     target = model.backbone if task == "detection" else model  # type: ignore[union-attr]
     assert isinstance(target, nn.Module)
-    example = (torch.rand(1 if task == "detection" else 2, 3, *_FOLD_EXAMPLE_SIZE, device=device),)
+    chans = int(getattr(target, "in_chans", 3))  # 4 for an RGB-thermal segmentation model
+    example = (torch.rand(1 if task == "detection" else 2, chans, *_FOLD_EXAMPLE_SIZE, device=device),)
     try:
         prepare_for_inference(target, example_inputs=example, inplace=True)
     except RuntimeError as exc:
@@ -152,6 +162,7 @@ def evaluate_run(
     out_dir: str | Path | None = None,
     data: str | None = None,
     fast: bool = True,
+    dataset: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate the model of a run folder or checkpoint; write ``metrics.json`` and ``plots/``.
 
@@ -160,6 +171,7 @@ def evaluate_run(
         ecfg: the evaluation settings.
         out_dir: where metrics and plots go (default: the run folder, or the file's folder).
         data: replaces the dataset root recorded in the model's configuration.
+        dataset: replaces its dataset format (:func:`load_model`).
         fast: evaluate on the inference path (:func:`inference_model`, the default) or, with
             ``False``, the eager model; the metrics agree (fp32 outputs within 1e-5 relative).
 
@@ -171,7 +183,7 @@ def evaluate_run(
     from hrnet.engine.distributed import resolve_device
 
     device = resolve_device(ecfg.device)
-    loaded = load_model(source, device=device, data=data, fast=fast)
+    loaded = load_model(source, device=device, data=data, fast=fast, dataset=dataset)
     if out_dir is None:
         out_dir = Path(source) if Path(source).is_dir() else loaded.path.parent
     out_dir = Path(out_dir)

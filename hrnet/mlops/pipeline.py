@@ -307,7 +307,13 @@ def _row_stages(suite: Suite, stages: dict[str, Any], wdir: dict[str, str]) -> N
         dataset = suite.datasets[row.dataset]
         # from scratch the weights depend on nothing more: the data stands in (a repeated dep)
         train[row.id] = {"dataset": dataset.id, "data": dataset.out, "init": row.init.dep or dataset.out}
-        evaluate[row.id] = {"data": dataset.out, "protocol": _cmd(*row.evaluate_flags())}
+        # scored on its training dataset or on its evaluate.dataset (validated before it is read)
+        scored = suite.datasets[row.scored_on]
+        evaluate[row.id] = {
+            "data": scored.out,
+            "checked": scored.validation_dir,
+            "protocol": _cmd(*row.evaluate_flags()),
+        }
         register[row.id] = {"name": suite.registered_name(row), "metric": row.metric, "mode": row.mode}
     if not rows:
         return
@@ -333,7 +339,7 @@ def _row_stages(suite: Suite, stages: dict[str, Any], wdir: dict[str, str]) -> N
         evaluate,
         {
             "cmd": f"hrnet evaluate --run-dir runs/${{key}} ${{item.protocol}} --launch {params_file}",
-            "deps": ["runs/${key}/model.pt", "${item.data}", *command_deps("evaluate")],
+            "deps": ["runs/${key}/model.pt", "${item.data}", "${item.checked}", *command_deps("evaluate")],
             "metrics": [{"runs/${key}/metrics.json": {"cache": False}}],
             "plots": [{"runs/${key}/plots": {"cache": False}}],
         },

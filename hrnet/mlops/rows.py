@@ -11,7 +11,9 @@ and its rows. Each row is written once, under ``rows.<id>``::
         metric: top1                     # the metrics.json key compared (the task's vocabulary)
         mode: max
         published: [{metric, value, unit, source}, ...]
-        evaluate: {flip: true}           # the test protocol (flags of `hrnet evaluate`)
+        evaluate: {flip: true}           # the test protocol (flags of `hrnet evaluate`);
+                                         # `dataset: <entry>` scores on another entry of
+                                         # `datasets` (trained on ACDC, scored on DADA-seg)
         train: {task: ..., model: ...}   # the recipe: TrainConfig fields
 
 Everything else about a row is derived here: the dataset root its recipe reads (``data``), the
@@ -137,8 +139,16 @@ class BenchmarkRow:
     reason: str = ""  # why a row is not ready
     note: str = ""
     train: Mapping[str, Any] | None = None
+    # the `hrnet evaluate` flags; a row scored on another dataset holds its `data` (root) and
+    # `dataset` (format), derived from `evaluate.dataset` (eval_dataset)
     evaluate: Mapping[str, Any] = field(default_factory=dict)
     init: Init = Init("scratch")
+    eval_dataset: str = ""  # the dataset id evaluate scores on ("" = `dataset`, the training one)
+
+    @property
+    def scored_on(self) -> str:
+        """The dataset id the row's evaluation reads."""
+        return self.eval_dataset or self.dataset
 
     @property
     def starts_from_row(self) -> str | None:
@@ -439,6 +449,7 @@ def _ready_row(
         train["data"] = dataset.root
         train["pretrained"] = init.path
         evaluate = dict(meta.get("evaluate") or {})
+        eval_dataset = _eval_dataset(evaluate, datasets, dataset, f"{where}.evaluate")
         return BenchmarkRow(
             id=rid,
             suite=suite,
@@ -456,9 +467,32 @@ def _ready_row(
             train=train,
             evaluate=evaluate,
             init=init,
+            eval_dataset=eval_dataset,
         )
     except (KeyError, TypeError) as exc:
         raise HRNetError(f"{where}: missing or bad field {exc}") from None
+
+
+def _eval_dataset(
+    evaluate: dict[str, Any], datasets: Mapping[str, DatasetEntry], trained_on: DatasetEntry, where: str
+) -> str:
+    """Resolve ``evaluate.dataset`` (an entry of ``datasets`` other than the training one) in
+    place into the ``--data`` (its root) and ``--dataset`` (its format: its one validate format)
+    flags; returns the entry id ("" when the row scores on its training dataset)."""
+    if "data" in evaluate:
+        raise HRNetError(f"{where}: 'data' is derived from evaluate.dataset; remove it")
+    did = evaluate.pop("dataset", None)
+    if did in (None, "", trained_on.id):
+        return ""
+    entry = datasets.get(did)
+    if entry is None:
+        raise HRNetError(f"{where}: dataset {did!r} is not an entry of 'datasets' ({', '.join(datasets)})")
+    if len(entry.formats) != 1:
+        raise HRNetError(
+            f"{where}: datasets.{did} must validate exactly one format (its reader's), has {list(entry.formats)}"
+        )
+    evaluate["data"], evaluate["dataset"] = entry.root, entry.formats[0]
+    return entry.id
 
 
 def load_rows(path: str | Path, *, suite: str | None = None) -> list[BenchmarkRow]:

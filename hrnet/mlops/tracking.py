@@ -55,6 +55,7 @@ __all__ = [
     "Tracker",
     "download_model",
     "log_onnx",
+    "read_run_file",
     "register",
     "resolve_tracking_uri",
 ]
@@ -249,7 +250,7 @@ class Tracker:
             HRNetError: no run file, the server does not answer, or the run is not on it.
         """
         run_dir = Path(run_dir)
-        record = _read_run_file(run_dir)
+        record = read_run_file(run_dir)
         uri = tracking_uri or record.get("tracking_uri") or resolve_tracking_uri()
         check_server(uri, offline_flag=offline_flag)
         limits = _HttpLimits()
@@ -646,7 +647,8 @@ def _run_link(uri: str, tracker: Tracker) -> str:
     return f" (UI: {base}/#/experiments/{experiment_id}/runs/{tracker.run_id}?workflowType=machine_learning)"
 
 
-def _read_run_file(run_dir: Path) -> dict[str, Any]:
+def read_run_file(run_dir: Path) -> dict[str, Any]:
+    """The run folder's MLflow record (``mlflow_run.json``: run id, tracking URI, experiment)."""
     path = run_dir / RUN_FILE
     if not path.is_file():
         raise HRNetError(f"{path}: no MLflow run recorded for this run folder (train it with MLflow enabled)")

@@ -141,7 +141,8 @@ def verify_row(
         person_boxes=str(protocol.get("person_boxes", "gt")),
         progress=launch.progress,
     )
-    metrics = evaluate_run(out, ecfg, out_dir=out)
+    # a row scored on another dataset: its evaluate.dataset's root and format (rows.py)
+    metrics = evaluate_run(out, ecfg, out_dir=out, data=protocol.get("data"), dataset=protocol.get("dataset"))
     raw = metrics.get(entry.metric)
     unit = next((p.unit for p in row.published if p.metric == entry.metric), "%")
     ours = float(raw) * (100.0 if unit == "%" else 1.0) if isinstance(raw, int | float) else None

@@ -29,10 +29,11 @@ hrnet_seg   segmentation HRNet-Semantic-Segmentation ``seg_hrnet``       ``best.
                                                                          class weights (ignored, a loss buffer);
                                                                          ``checkpoint.pth.tar``: ``{"epoch",
                                                                          "best_mIoU", "state_dict", "optimizer"}``
-mmdet       detection    MMDetection 2.x/3.x Faster/Mask/Cascade R-CNN   ``{"meta", "state_dict"}``
-                         with HRFPN (``*_rcnn_hrnetv2p_*`` configs)
+mmdet       detection    MMDetection 2.x/3.x Faster/Mask/Cascade R-CNN,  ``{"meta", "state_dict"}``
+                         Cascade Mask R-CNN, HTC with HRFPN
+                         (``*_rcnn_hrnetv2p_*``, ``htc_hrnetv2p_*``)
 hrnet_det   detection    HRNet-Object-Detection (MMDetection 0.x/1.x)    ``{"meta", "state_dict"[, "optimizer"]}``
-                         Faster/Mask/Cascade R-CNN with HRFPN
+                         Faster/Mask/Cascade (Mask) R-CNN, HTC, HRFPN
 mmpose      pose         mmpose top-down heatmap (1.x ``head.*``, 0.x    ``{"meta", "state_dict"}``
                          ``keypoint_head.*``; export writes 1.x)
 hrnet_pose  pose         deep-high-resolution-net.pytorch ``pose_hrnet`` ``final_state.pth``/``model_best.pth``:
@@ -192,7 +193,10 @@ def _zero_seg_bias(sd: StateDict) -> StateDict:
 
 
 _PREDICTOR = re.compile(r"(roi_heads\.(?:stages\.\d+\.)?box_predictor)\.cls_score\.weight")
-_MASK_LOGITS = "roi_heads.mask_predictor.mask_fcn_logits"
+# the class-specific mask logits: Mask R-CNN's, and each stage's of Cascade Mask R-CNN / HTC
+_MASK_LOGITS = re.compile(
+    r"roi_heads\.(?:mask_heads\.\d+\.)?mask_predictor\.mask_fcn_logits\.(?:weight|bias)"
+)
 
 
 def _mmdet_to_ours(sd: StateDict) -> StateDict:
@@ -215,9 +219,8 @@ def _mmdet_to_ours(sd: StateDict) -> StateDict:
             for kind in ("weight", "bias"):
                 value = out[f"{reg}.{kind}"]
                 out[f"{reg}.{kind}"] = torch.cat([value.new_zeros((4, *value.shape[1:])), value])
-    for kind in ("weight", "bias"):
-        key = f"{_MASK_LOGITS}.{kind}"
-        if key in out:
+    for key in sd:
+        if _MASK_LOGITS.fullmatch(key):
             out[key] = torch.cat([out[key].new_zeros((1, *out[key].shape[1:])), out[key]])
     return out
 
@@ -240,9 +243,8 @@ def _mmdet_to_theirs(sd: StateDict) -> StateDict:
         ):
             for kind in ("weight", "bias"):
                 out[f"{reg}.{kind}"] = out[f"{reg}.{kind}"][4:]
-    for kind in ("weight", "bias"):
-        key = f"{_MASK_LOGITS}.{kind}"
-        if key in out:
+    for key in sd:
+        if _MASK_LOGITS.fullmatch(key):
             out[key] = out[key][1:]
     return out
 
@@ -259,8 +261,12 @@ _RPN: tuple[Template, ...] = (
 
 
 def _box_heads(root: str) -> tuple[Template, ...]:
-    """Faster/Mask R-CNN box head (``{root}``), the Cascade stages (``{root}.{i}``), the mask head."""
+    """Faster/Mask R-CNN box head (``{root}``), the Cascade stages (``{root}.{i}``), the mask head;
+    the per-stage mask heads of Cascade Mask R-CNN / HTC (``{mask}.{i}``, HTC's ``conv_res``) and
+    HTC's ``FusedSemanticHead`` (MMDetection mmdet/models/roi_heads/mask_heads/htc_mask_head.py,
+    fused_semantic_head.py: every conv but ``conv_logits`` a ``ConvModule``, hence ``.conv``)."""
     mask = root.replace("bbox_head", "mask_head")
+    semantic = root.replace("bbox_head", "semantic_head")
     return (
         (f"{root}.shared_fcs.0.{{x}}", "roi_heads.box_head.fc6.{x}"),
         (f"{root}.shared_fcs.1.{{x}}", "roi_heads.box_head.fc7.{x}"),
@@ -273,7 +279,21 @@ def _box_heads(root: str) -> tuple[Template, ...]:
         (f"{mask}.convs.{{i}}.conv.{{x}}", "roi_heads.mask_head.{i}.0.{x}"),
         (f"{mask}.upsample.{{x}}", "roi_heads.mask_predictor.conv5_mask.{x}"),
         (f"{mask}.conv_logits.{{x}}", "roi_heads.mask_predictor.mask_fcn_logits.{x}"),
+        (f"{mask}.{{i}}.convs.{{j}}.conv.{{x}}", "roi_heads.mask_heads.{i}.mask_head.{j}.0.{x}"),
+        (f"{mask}.{{i}}.upsample.{{x}}", "roi_heads.mask_heads.{i}.mask_predictor.conv5_mask.{x}"),
+        (f"{mask}.{{i}}.conv_logits.{{x}}", "roi_heads.mask_heads.{i}.mask_predictor.mask_fcn_logits.{x}"),
+        (f"{mask}.{{i}}.conv_res.conv.{{x}}", "roi_heads.mask_heads.{i}.conv_res.{x}"),
+        (f"{semantic}.lateral_convs.{{i}}.conv.{{x}}", "roi_heads.semantic_head.lateral_convs.{i}.{x}"),
+        (f"{semantic}.convs.{{i}}.conv.{{x}}", "roi_heads.semantic_head.convs.{i}.{x}"),
+        (f"{semantic}.conv_embedding.conv.{{x}}", "roi_heads.semantic_head.conv_embedding.{x}"),
+        (f"{semantic}.conv_logits.{{x}}", "roi_heads.semantic_head.conv_logits.{x}"),
     )
+
+
+# MMDetection's FCOSHead (``bbox_head.{cls,reg}_convs.{i}.{conv,gn}``, ``conv_cls``, ``conv_reg``,
+# ``conv_centerness``, ``scales.{i}.scale``): hrnet.models.detection_anchor_free.MMDetFCOSHead keeps
+# the names under ``head.``; its ``conv_cls`` has no background row either (sigmoid classes)
+_FCOS_HEAD: tuple[Template, ...] = (("bbox_head.{x}", "head.{x}"),)
 
 
 LAYOUTS: tuple[Layout, ...] = (
@@ -322,15 +342,17 @@ LAYOUTS: tuple[Layout, ...] = (
     Layout(
         "mmdet",
         "detection",
-        "MMDetection 2.x/3.x Faster/Mask/Cascade R-CNN with HRFPN",
+        "MMDetection 2.x/3.x Faster/Mask/Cascade R-CNN, HTC and FCOS with HRFPN, CenterNet",
         keys=(
             ("backbone.{x}", "backbone.body.{x}"),
             ("neck.reduction_conv.conv.{x}", "backbone.neck.reduction_conv.{x}"),
             ("neck.fpn_convs.{i}.conv.{x}", "backbone.neck.fpn_convs.{i}.{x}"),
             *_RPN,
             *_box_heads("roi_head.bbox_head"),
+            *_FCOS_HEAD,
         ),
-        signature=(r"(roi_head\.|neck\.reduction_conv\.conv\.).+",),
+        # CenterNet has no neck: its head names tell it from HRNet-Object-Detection's bbox_head
+        signature=(r"(roi_head\.|neck\.reduction_conv\.conv\.|bbox_head\.(heatmap|wh|offset)_head\.).+",),
         to_ours=_mmdet_to_ours,
         to_theirs=_mmdet_to_theirs,
     ),
@@ -475,6 +497,7 @@ def model_kind(model: nn.Module) -> tuple[str, str]:
     unknown module holding a :class:`HighResolutionNet`) and where that backbone sits."""
     from hrnet.models.classification import Classifier
     from hrnet.models.detection import HRNetWithHRFPN
+    from hrnet.models.detection_anchor_free import HRNetV2Features
     from hrnet.models.landmarks import LandmarkHRNet
     from hrnet.models.pose import PoseHRNet
     from hrnet.models.segmentation import SegmentationHRNet
@@ -490,7 +513,7 @@ def model_kind(model: nn.Module) -> tuple[str, str]:
             return kind, KIND_PREFIX[kind]
     if isinstance(model, Classifier) and isinstance(model.net, HighResolutionNet):
         return "classifier", KIND_PREFIX["classifier"]
-    if isinstance(getattr(model, "backbone", None), HRNetWithHRFPN):
+    if isinstance(getattr(model, "backbone", None), HRNetWithHRFPN | HRNetV2Features):
         return "detection", KIND_PREFIX["detection"]
     return "other", backbone_prefix(model)
 

@@ -223,8 +223,8 @@ class CascadeRoIHeads(nn.Module):
     moved by the stage's (detached) regression, are the next stage's input.
 
     Inference: each stage scores and refines the previous stage's boxes; the class scores are the
-    mean of the three stages' softmax, the boxes those of the last stage; then score threshold,
-    per-class NMS and the top ``detections_per_img``.
+    softmax of the mean of the three stages' logits (MMDetection's ``simple_test``), the boxes
+    those of the last stage; then score threshold, per-class NMS and the top ``detections_per_img``.
     """
 
     def __init__(
@@ -242,6 +242,7 @@ class CascadeRoIHeads(nn.Module):
         score_thresh: float = 0.05,
         nms_thresh: float = 0.5,
         detections_per_img: int = 100,
+        box_loss_beta: float = 1 / 9,
     ) -> None:
         super().__init__()
         if not len(iou_thresholds) == len(reg_weights) == len(loss_weights):
@@ -263,6 +264,7 @@ class CascadeRoIHeads(nn.Module):
         self.score_thresh = score_thresh
         self.nms_thresh = nms_thresh
         self.detections_per_img = detections_per_img
+        self.box_loss_beta = box_loss_beta  # smooth-L1 beta of the stages' box regression
 
     # ---- training ----
 
@@ -281,8 +283,15 @@ class CascadeRoIHeads(nn.Module):
             their labels ``int64 [S_i]`` (0 = background), matched ground-truth boxes ``[S_i, 4]``
             and ``is_gt bool [S_i]`` (the box is an appended ground-truth box).
         """
+        return self.assign_with_indices(stage, proposals, targets)[:4]
+
+    def assign_with_indices(
+        self, stage: int, proposals: list[Tensor], targets: list[dict[str, Tensor]]
+    ) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor], list[Tensor]]:
+        """:meth:`assign` plus, per image, the index of each sampled box's matched ground truth
+        ``int64 [S_i]`` (0 where there is no ground truth; read only for positives)."""
         head = self.stages[stage]
-        boxes_out, labels_out, matched_out, is_gt_out = [], [], [], []
+        boxes_out, labels_out, matched_out, is_gt_out, idx_out = [], [], [], [], []
         for props, target in zip(proposals, targets):
             gt_boxes, gt_labels = target["boxes"].to(props.dtype), target["labels"]
             boxes = torch.cat([props, gt_boxes])
@@ -290,18 +299,21 @@ class CascadeRoIHeads(nn.Module):
             if gt_boxes.numel() == 0:
                 labels = torch.zeros(boxes.shape[0], dtype=torch.int64, device=boxes.device)
                 matched = torch.zeros_like(boxes)
+                idx = torch.zeros(boxes.shape[0], dtype=torch.int64, device=boxes.device)
             else:
                 idx = head.proposal_matcher(box_ops.box_iou(gt_boxes, boxes))
                 labels = gt_labels[idx.clamp(min=0)].to(torch.int64)
                 labels[idx == det_utils.Matcher.BELOW_LOW_THRESHOLD] = 0
-                matched = gt_boxes[idx.clamp(min=0)]
+                idx = idx.clamp(min=0)
+                matched = gt_boxes[idx]
             pos, neg = head.fg_bg_sampler([labels])
             keep = torch.where(pos[0] | neg[0])[0]
             boxes_out.append(boxes[keep])
             labels_out.append(labels[keep])
             matched_out.append(matched[keep])
             is_gt_out.append(is_gt[keep])
-        return boxes_out, labels_out, matched_out, is_gt_out
+            idx_out.append(idx[keep])
+        return boxes_out, labels_out, matched_out, is_gt_out, idx_out
 
     def _stage_losses(
         self, class_logits: Tensor, deltas: Tensor, labels: Tensor, reg_targets: Tensor
@@ -309,7 +321,8 @@ class CascadeRoIHeads(nn.Module):
         loss_cls = F.cross_entropy(class_logits, labels)
         pos = labels > 0
         loss_box = (
-            F.smooth_l1_loss(deltas[pos], reg_targets[pos], beta=1 / 9, reduction="sum") / labels.numel()
+            F.smooth_l1_loss(deltas[pos], reg_targets[pos], beta=self.box_loss_beta, reduction="sum")
+            / labels.numel()
         )
         return loss_cls, loss_box
 
@@ -351,13 +364,18 @@ class CascadeRoIHeads(nn.Module):
         self, features: dict[str, Tensor], proposals: list[Tensor], image_shapes: list[tuple[int, int]]
     ) -> list[dict[str, Tensor]]:
         boxes = proposals
-        scores = []
+        logits = []
         for head in self.stages:
             class_logits, deltas = head(self.box_roi_pool(features, boxes, image_shapes))
-            scores.append(F.softmax(class_logits, dim=-1))
+            logits.append(class_logits)
             boxes = self._refine(head, deltas, boxes, image_shapes)
-        mean_scores = torch.stack(scores).mean(dim=0).split([b.shape[0] for b in boxes])
-        return [self._postprocess(b, s) for b, s in zip(boxes, mean_scores)]
+        return [self._postprocess(b, s) for b, s in zip(boxes, self._mean_scores(logits, boxes))]
+
+    @staticmethod
+    def _mean_scores(logits: list[Tensor], boxes: list[Tensor]) -> tuple[Tensor, ...]:
+        """Per image ``[N_i, C]``: softmax of the stages' mean class logits (MMDetection v1
+        ``cascade_rcnn.py``/``htc.py`` ``simple_test``: ``sum(ms_scores) / num_stages``, then softmax)."""
+        return F.softmax(torch.stack(logits).mean(dim=0), dim=-1).split([b.shape[0] for b in boxes])
 
     def _postprocess(self, boxes: Tensor, scores: Tensor) -> dict[str, Tensor]:
         """One image: ``boxes [N, 4]``, ``scores [N, C]`` -> thresholded, per-class NMS, top-k."""
@@ -428,7 +446,10 @@ class CascadeRCNN(GeneralizedRCNN):
         box_score_thresh: float = 0.05,
         box_detections_per_img: int = 100,
         anchor_sizes: Sequence[int] | None = None,
+        roi_heads: CascadeRoIHeads | None = None,
     ) -> None:
+        """``roi_heads``: heads built by the caller (a subclass with mask heads); the box
+        settings above are then the caller's."""
         anchors = _anchor_generator(anchor_sizes)
         rpn = RegionProposalNetwork(
             anchors,
@@ -441,15 +462,16 @@ class CascadeRCNN(GeneralizedRCNN):
             post_nms_top_n={"training": rpn_post_nms_top_n_train, "testing": rpn_post_nms_top_n_test},
             nms_thresh=0.7,
         )
-        roi_heads = CascadeRoIHeads(
-            _box_roi_pool(),
-            backbone.out_channels * ROI_SIZE**2,
-            num_classes,
-            batch_size_per_image=box_batch_size_per_image,
-            representation_size=representation_size,
-            score_thresh=box_score_thresh,
-            detections_per_img=box_detections_per_img,
-        )
+        if roi_heads is None:
+            roi_heads = CascadeRoIHeads(
+                _box_roi_pool(),
+                backbone.out_channels * ROI_SIZE**2,
+                num_classes,
+                batch_size_per_image=box_batch_size_per_image,
+                representation_size=representation_size,
+                score_thresh=box_score_thresh,
+                detections_per_img=box_detections_per_img,
+            )
         transform = GeneralizedRCNNTransform(min_size, max_size, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
         super().__init__(backbone, rpn, roi_heads, transform)
 

@@ -98,17 +98,21 @@ def count_flops(
 def count_detector_flops(
     model: nn.Module, input_size: tuple[int, int] = (800, 1333), *, num_proposals: int = DETECTOR_PROPOSALS
 ) -> FlopCount:
-    """Conv + linear MACs of a torchvision-style two-stage detector for one image, on any device.
+    """Conv + linear MACs of a torchvision-style detector for one image, on any device.
 
     Counted: ``model.backbone`` (backbone + neck) on one ``[1, 3, H, W]`` image, the RPN head on
     every pyramid level, and the box head(s) + predictor(s) on ``num_proposals`` RoIs (every stage
     of a Cascade R-CNN). Not counted: the resize/normalise transform, proposal selection, RoIAlign
     and a mask head. The selection is data-dependent, so this is the part of the detector that a
     meta-device model can run; it is what MMDetection's dummy forward counts for the box branch.
+    A one-stage detector (no ``roi_heads``: FCOS, CenterNet) counts its backbone, neck and dense
+    head on the whole image.
     """
     backbone = model.backbone
     first = next(model.parameters())
     image = torch.zeros(1, 3, *input_size, device=first.device, dtype=first.dtype)
+    if not hasattr(model, "roi_heads"):  # one-stage (FCOS, CenterNet): backbone + neck + dense head
+        return _count_dense_detector(model, image)
     roi_heads = model.roi_heads
     heads = (
         [(s.box_head, s.box_predictor) for s in roi_heads.stages]
@@ -129,6 +133,22 @@ def count_detector_flops(
     finally:
         model.train(was_training)
     return FlopCount(macs=counter.get_total_flops() // 2, input_size=(int(input_size[0]), int(input_size[1])))
+
+
+def _count_dense_detector(model: nn.Module, image: torch.Tensor) -> FlopCount:
+    """Backbone (+ neck) and ``model.head`` on every level: a one-stage detector's whole network
+    without the transform and the decoding."""
+    was_training = model.training
+    model.eval()
+    try:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            features = model.backbone(image)
+            model.head(list(features.values()) if isinstance(features, dict) else features)
+    finally:
+        model.train(was_training)
+    return FlopCount(
+        macs=counter.get_total_flops() // 2, input_size=(int(image.shape[-2]), int(image.shape[-1]))
+    )
 
 
 def count_published(model: nn.Module, published: Published) -> float:

@@ -59,6 +59,8 @@ MODEL_MODULES: tuple[str, ...] = (
     "hrnet",
     "segmentation",
     "detection",
+    "htc",  # Cascade Mask R-CNN and Hybrid Task Cascade
+    "detection_anchor_free",  # FCOS and CenterNet
     "pose",
     "landmarks",
 )

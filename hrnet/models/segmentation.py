@@ -72,7 +72,8 @@ class SegmentationHRNet(nn.Module):
 
     ``forward(images, targets=None)``:
 
-    - ``images``: ``float [B, 3, H, W]``, ImageNet-normalised, any size;
+    - ``images``: ``float [B, in_chans, H, W]`` (3 channels unless the backbone takes more),
+      ImageNet-normalised, any size;
     - without ``targets``: ``{"out": logits float [B, num_classes, H, W]}`` (bilinear upsampling
       of the 1/4 logits with ``align_corners``);
     - with ``targets`` ``int64 [B, H, W]`` (255 = ignore): ``{"loss_seg"[, "loss_aux"]}``, the
@@ -94,6 +95,9 @@ class SegmentationHRNet(nn.Module):
             hardest pixels of the batch when fewer are that hard (HRNet-Semantic-Segmentation's
             Cityscapes recipe: 0.9 and 131072). 0 = plain mean.
         ohem_min_kept: the least number of pixels kept per batch by OHEM.
+        binary: one foreground channel (``num_classes`` 1) trained with the binary cross-entropy
+            of its logits against soft targets ``float [B, H, W]`` in ``[0, 1]`` (IS-Net's loss,
+            xuebinqin/DIS ``IS-Net/models/isnet.py``) instead of the pixel cross-entropy.
     """
 
     def __init__(
@@ -107,8 +111,11 @@ class SegmentationHRNet(nn.Module):
         label_smoothing: float = 0.0,
         ohem_thresh: float = 0.0,
         ohem_min_kept: int = 100_000,
+        binary: bool = False,
     ) -> None:
         super().__init__()
+        if binary and num_classes != 1:
+            raise ValueError(f"a binary head has one channel, got num_classes={num_classes}")
         if not 0.0 <= ohem_thresh <= 1.0:
             raise ValueError(f"ohem_thresh must be in [0, 1], got {ohem_thresh}")
         if backbone.output != "branches":
@@ -116,7 +123,9 @@ class SegmentationHRNet(nn.Module):
                 f"SegmentationHRNet needs a backbone built with output='branches', got {backbone.output!r}"
             )
         self.backbone = backbone
+        self.in_chans = backbone.in_chans
         self.num_classes = num_classes
+        self.binary = binary
         self.align_corners = align_corners
         self.aux_weight = aux_weight
         self.label_smoothing = label_smoothing
@@ -134,6 +143,8 @@ class SegmentationHRNet(nn.Module):
         return F.interpolate(logits, size=size, mode="bilinear", align_corners=self.align_corners)
 
     def _loss(self, logits: Tensor, targets: Tensor) -> Tensor:
+        if self.binary:
+            return F.binary_cross_entropy_with_logits(logits[:, 0].float(), targets.float())
         if self.ohem_thresh <= 0:
             return F.cross_entropy(
                 logits, targets, ignore_index=IGNORE_INDEX, label_smoothing=self.label_smoothing
@@ -188,6 +199,8 @@ class SegmentationKwargs(TypedDict, total=False):
     # backbone fuse upsampling: "nearest" (MMSegmentation, default) or "bilinear" (the weights of
     # HRNet-Semantic-Segmentation)
     fuse_mode: str
+    in_chans: int  # image channels, default 3 (4 for RGB + thermal)
+    binary: bool  # default False; True: one channel trained with binary cross-entropy
 
 
 def _build(backbone_name: str, kwargs: SegmentationKwargs) -> SegmentationHRNet:
@@ -203,6 +216,7 @@ def _build(backbone_name: str, kwargs: SegmentationKwargs) -> SegmentationHRNet:
         bn_momentum=kwargs.get("bn_momentum", 0.1),
         fuse_mode=kwargs.get("fuse_mode", "nearest"),
         align_corners=kwargs.get("align_corners", False),
+        in_chans=kwargs.get("in_chans", 3),
     )
     return SegmentationHRNet(
         backbone,
@@ -213,6 +227,7 @@ def _build(backbone_name: str, kwargs: SegmentationKwargs) -> SegmentationHRNet:
         label_smoothing=kwargs.get("label_smoothing", 0.0),
         ohem_thresh=kwargs.get("ohem_thresh", 0.0),
         ohem_min_kept=kwargs.get("ohem_min_kept", 100_000),
+        binary=kwargs.get("binary", False),
     )
 
 

@@ -32,7 +32,7 @@ from hrnet.tasks.base import (
 if TYPE_CHECKING:
     from hrnet.engine.config import EvalConfig, TrainConfig
 
-__all__ = ["DetectionTask", "detections_to_coco", "predicts_masks"]
+__all__ = ["DetectionTask", "accepted_knobs", "detections_to_coco", "predicts_masks"]
 
 # object categories of the published benchmark (COCO), for counting a row's model without its data
 PUBLISHED_NUM_CLASSES = 80
@@ -43,8 +43,23 @@ def predicts_masks(model: nn.Module) -> bool:
     (Mask R-CNN); the box-only heads (Faster R-CNN, Cascade R-CNN's stages) have none."""
     from torchvision.models.detection.roi_heads import RoIHeads
 
-    heads = model.roi_heads  # type: ignore[union-attr]
-    return isinstance(heads, RoIHeads) and bool(heads.has_mask())
+    heads = getattr(model, "roi_heads", None)  # one-stage detectors (FCOS, CenterNet) have none
+    if isinstance(heads, RoIHeads):
+        return bool(heads.has_mask())
+    # Cascade Mask R-CNN / HTC (hrnet.models.htc.CascadeMaskRoIHeads) answer the same question
+    return callable(getattr(heads, "has_mask", None)) and bool(heads.has_mask())  # type: ignore[union-attr]
+
+
+def uses_semantic_maps(model: nn.Module) -> bool:
+    """Whether a detector trains a semantic branch on COCO-stuff maps (HTC's ``semantic_head``);
+    its training targets then carry ``"semantic"``."""
+    return getattr(getattr(model, "roi_heads", None), "semantic_head", None) is not None
+
+
+@functools.cache
+def _model_uses_semantic_maps(model_name: str) -> bool:
+    with torch.device("meta"):
+        return uses_semantic_maps(create_model(model_name, num_classes=2))
 
 
 @functools.cache
@@ -92,15 +107,35 @@ class DetectionTask(Task):
     """
 
     name = "detection"
-    dataset_formats = ("coco_instances",)
+    # bdd100k_ins_seg: BDD100K's COCO-format files for training, its bitmasks and official
+    # evaluator (hrnet.data.bdd100k) for mask_AP
+    dataset_formats = ("coco_instances", "bdd100k_ins_seg")
     # mask_AP only for models with a mask head
     metrics = ("box_AP", "mask_AP")
-    class_layers = ("roi_heads.box_predictor.", "roi_heads.mask_predictor.mask_fcn_logits.")
+    class_layers = (
+        "roi_heads.box_predictor.",
+        "roi_heads.mask_predictor.mask_fcn_logits.",
+        "head.conv_cls.",  # FCOS, MMDetection head
+        "head.classification_head.cls_logits.",  # FCOS, torchvision head
+        "head.heatmap_head.2.",  # CenterNet
+    )
     find_unused_parameters = True
 
     @staticmethod
     def annotation_file(cfg: TrainConfig, split: str) -> Path:
+        if cfg.dataset == "bdd100k_ins_seg":
+            from hrnet.data import bdd100k
+
+            return bdd100k.annotation_file(require_root(cfg), split)
         return require_root(cfg) / "annotations" / f"instances_{split}.json"
+
+    @staticmethod
+    def image_folder(cfg: TrainConfig, split: str) -> Path:
+        if cfg.dataset == "bdd100k_ins_seg":
+            from hrnet.data import bdd100k
+
+            return bdd100k.image_folder(require_root(cfg), split)
+        return coco_image_folder(require_root(cfg), split)
 
     def dataset(self, cfg: TrainConfig, split: str, *, train: bool) -> Dataset:
         from hrnet.data import transforms as T
@@ -114,11 +149,15 @@ class DetectionTask(Task):
             else T.detection_eval_transforms()
         )
         return CocoDetection(
-            coco_image_folder(root, split),
+            self.image_folder(cfg, split),
             self.annotation_file(cfg, split),
             transforms=tf,
             with_masks=_model_predicts_masks(cfg.model),
             skip_empty=train,
+            # HTC: COCO-stuff maps in MMDetection's layout, <root>/stuffthingmaps/<split>/<stem>.png
+            semantic_dir=root / "stuffthingmaps" / split
+            if train and _model_uses_semantic_maps(cfg.model)
+            else None,
         )
 
     def info(self, cfg: TrainConfig, dataset: Dataset) -> dict[str, Any]:
@@ -144,7 +183,7 @@ class DetectionTask(Task):
                 min_size=short,
                 max_size=long,
                 frozen_bn=cfg.frozen_bn,
-                **{k: v for k, v in optional.items() if v},
+                **_knobs_for(cfg.model, optional),
             )
         except ValueError as exc:  # e.g. anchor_sizes not one per pyramid level
             raise HRNetError(f"config: model {cfg.model!r}: {exc}") from None
@@ -160,7 +199,7 @@ class DetectionTask(Task):
     def to_device(
         self, images: Any, targets: Any, device: torch.device, *, channels_last: bool
     ) -> tuple[Any, Any]:
-        keep = ("boxes", "labels", "masks")
+        keep = ("boxes", "labels", "masks", "semantic")
         targets = [
             {k: v.to(device, non_blocking=True).as_subclass(Tensor) for k, v in t.items() if k in keep}
             for t in targets
@@ -170,7 +209,7 @@ class DetectionTask(Task):
     def count_model(self, cfg: TrainConfig) -> tuple[nn.Module, tuple[int, int] | None]:
         """The detector with the configuration's head sizes; no input size: proposals have
         data-dependent shapes, so FLOPs are not traced on the meta device."""
-        knobs = {k: v for k, v in _size_knobs(cfg).items() if v}
+        knobs = _knobs_for(cfg.model, _size_knobs(cfg))
         num_classes = (cfg.num_classes or PUBLISHED_NUM_CLASSES) + 1
         return create_model(cfg.model, num_classes=num_classes, **knobs), None
 
@@ -184,7 +223,9 @@ class DetectionTask(Task):
         out_dir: Path,
     ) -> dict[str, Any]:
         """COCO box AP (and mask AP for Mask R-CNN) by pycocotools on the split's annotation file;
-        predictions as COCO results in ``predictions.json``; ``plots/predictions.png``."""
+        predictions as COCO results in ``predictions.json``; ``plots/predictions.png``. For
+        ``bdd100k_ins_seg`` also ``bitmasks/`` + ``score.json`` and ``mask_AP`` from the official
+        BDD100K evaluator on the split's ground-truth bitmasks."""
         from hrnet.data.io import write_json_atomic
         from hrnet.engine import plots
         from hrnet.engine.metrics import coco_evaluate
@@ -192,25 +233,40 @@ class DetectionTask(Task):
         results: list[dict[str, Any]] = []
         image_ids: list[int] = []
         samples: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] = []
-        loader = eval_loader(self, ecfg, device, self.dataset(cfg, ecfg.split, train=False))
+        dataset = self.dataset(cfg, ecfg.split, train=False)
+        bitmasks = None
+        if cfg.dataset == "bdd100k_ins_seg":  # predictions as BDD100K bitmasks + score.json
+            from hrnet.data.bdd100k import BitmaskWriter
+
+            bitmasks = BitmaskWriter(out_dir)
+        loader = eval_loader(self, ecfg, device, dataset)
         with torch.inference_mode():
             for images, targets in eval_batches(loader, enabled=ecfg.progress):
                 with autocast(device, ecfg.amp):
                     preds = model([image.to(device, non_blocking=True) for image in images])
                 for image, target, pred in zip(images, targets, preds):
                     image_ids.append(int(target["image_id"]))
+                    if bitmasks is not None:
+                        name = dataset.coco.imgs[int(target["image_id"])]["file_name"]  # type: ignore[attr-defined]
+                        bitmasks.add(name, tuple(image.shape[-2:]), pred, info["category_ids"])
                     results += detections_to_coco(int(target["image_id"]), pred, info["category_ids"])
                     if len(samples) < ecfg.num_plots:
                         samples.append((image, {k: v.cpu() for k, v in pred.items()}))
         write_json_atomic(out_dir / "predictions.json", results)
         ann_file = self.annotation_file(cfg, ecfg.split)
         metrics: dict[str, Any] = {"num_images": len(image_ids), "num_detections": len(results)}
-        with_masks = any("segmentation" in r for r in results)  # Mask R-CNN only
+        # mask AP for every model with a mask head, also when it detected nothing (AP 0, not absent)
+        with_masks = predicts_masks(model) or any("segmentation" in r for r in results)
         metrics["bbox"] = coco_evaluate(ann_file, results, "bbox", image_ids=image_ids)
         metrics["box_AP"] = metrics["bbox"]["AP"]
         if with_masks:
             metrics["segm"] = coco_evaluate(ann_file, results, "segm", image_ids=image_ids)
             metrics["mask_AP"] = metrics["segm"]["AP"]
+        if bitmasks is not None:  # BDD100K: mask_AP is the official evaluator's, on its bitmasks
+            from hrnet.data.bdd100k import bitmask_folder
+
+            metrics["bdd100k_ins_seg"] = bitmasks.evaluate(bitmask_folder(require_root(cfg), ecfg.split))
+            metrics["mask_AP"] = metrics["bdd100k_ins_seg"]["AP"]
         if samples:
             plots.detection_grid(samples, info["class_names"], out_dir / "plots" / "predictions.png")
         return metrics
@@ -242,6 +298,26 @@ class DetectionTask(Task):
         ]
         plots.detection_grid([(x, pred)], info["class_names"], picture)
         return {"detections": detections}
+
+
+def accepted_knobs(model_name: str) -> frozenset[str] | None:
+    """The keyword arguments a detector's builder takes, where it declares them (the one-stage
+    detectors: no RPN, RoI or anchor knobs); None for the R-CNN builders (they take all)."""
+    from hrnet.models import model_info
+
+    return getattr(model_info(model_name).builder, "accepted_kwargs", None)
+
+
+def _knobs_for(model_name: str, knobs: dict[str, Any]) -> dict[str, Any]:
+    """The knobs set (non-zero, non-empty); one the model has no part for is an error."""
+    chosen = {k: v for k, v in knobs.items() if v}
+    accepted = accepted_knobs(model_name)
+    lacking = sorted(set(chosen) - accepted) if accepted is not None else []
+    if lacking:
+        raise HRNetError(
+            f"config: model {model_name!r} has no {', '.join(lacking)} (R-CNN settings); leave them at 0"
+        )
+    return chosen
 
 
 def _size_knobs(cfg: TrainConfig) -> dict[str, Any]:

@@ -38,6 +38,10 @@ BASE_SIZES: dict[str, tuple[int, int] | None] = {
     "ade20k": (512, 2048),
     "voc": (512, 2048),
     "pascal_context": (520, 520),  # MMSegmentation _base_/datasets/pascal_context.py img_scale
+    # the driving sets of hrnet.data.driving at their frame sizes (recipe: ours, after Cityscapes')
+    "acdc": (1080, 1920),
+    "dada_seg": (660, 1584),
+    "synpass": (1024, 2048),
 }
 
 # classes of the published benchmark (Cityscapes), for counting a row's model without its data
@@ -109,6 +113,11 @@ class SegmentationTask(Task):
             return S.PascalVOC(root, split, transforms=tf, aug=split.endswith("_aug"))
         if cfg.dataset == "pascal_context":  # 60 classes: background is class 0 (else 59, ignored)
             return S.PascalContext(root, split, transforms=tf, background=cfg.num_classes == 60)
+        if cfg.dataset in ("acdc", "dada_seg", "synpass"):
+            from hrnet.data import driving as D
+
+            driving = {"acdc": D.ACDC, "dada_seg": D.DADASeg, "synpass": D.SynPASS}
+            return driving[cfg.dataset](root, split, transforms=tf)
         reader = {"cityscapes": S.Cityscapes, "ade20k": S.ADE20K}
         return reader[cfg.dataset](root, split, transforms=tf)
 
@@ -161,7 +170,14 @@ class SegmentationTask(Task):
         single = SegmentationMeter(len(classes))
         multi = SegmentationMeter(len(classes)) if (ecfg.scales != (1.0,) or ecfg.flip) else None
         samples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        loader = eval_loader(self, ecfg, device, self.dataset(cfg, ecfg.split, train=False))
+        dataset = self.dataset(cfg, ecfg.split, train=False)
+        if list(dataset.classes) != list(classes):  # type: ignore[attr-defined]
+            # a model evaluated on another dataset (trained on ACDC, scored on DADA-seg) must
+            # predict that dataset's classes in its order
+            raise HRNetError(
+                f"{cfg.data}: its classes differ from the {len(classes)} the model was trained on"
+            )
+        loader = eval_loader(self, ecfg, device, dataset)
         with torch.inference_mode():
             for images, masks in eval_batches(loader, enabled=ecfg.progress):
                 images = images.to(device, non_blocking=True)

@@ -136,11 +136,20 @@ def test_checkpoints_for_row(rows: dict) -> None:
     }
     assert checkpoints_for_row("") == []
     assert checkpoints_for_row("no_such_row") == []
-    # every runnable row has a published checkpoint
+    # every runnable row has a published checkpoint, except the rows whose sources published none:
+    # FCOS W48 and CenterNet (the HRNet paper's figures only), ACDC -> DADA-seg and SynPASS (no HRNet
+    # weights found); SysCV/bdd100k-models' Mask R-CNN HRNet-W32 file is not catalogued yet
+    no_checkpoint = {
+        "det_fcos_w48_2x",
+        "det_centernet_w48",
+        "det_bdd100k_val_hrnet",
+        "seg_dada_seg_hrnet_acdc",
+        "seg_synpass_hrnet",
+    }
     ready = [r for r in rows.values() if r.status == "ready"]
-    missing = [
+    missing = {
         r.id
         for r in ready
         if r.id.startswith(("cls_", "det_", "seg_", "pose_", "lmk_")) and not checkpoints_for_row(r.id)
-    ]
-    assert not missing
+    }
+    assert missing == no_checkpoint

@@ -80,7 +80,31 @@ def _read(dataset_id: str, root: Path, split: str) -> list:
             ),
         ]
         assert len(datasets[0].classes) == 80
+    elif dataset_id == "coco_stuff":  # COCO with the stuffthingmaps HTC reads
+        images = root / split
+        datasets = [
+            C.CocoDetection(
+                images,
+                root / "annotations" / f"instances_{split}.json",
+                with_masks=True,
+                semantic_dir=root / "stuffthingmaps" / split,
+            )
+        ]
+        assert datasets[0][0][1]["semantic"].shape == datasets[0][0][0].shape[-2:]
+    elif dataset_id == "bdd100k":  # BDD100K's COCO-format instance file + its 10K images
+        from hrnet.data import bdd100k
+
+        datasets = [
+            C.CocoDetection(
+                bdd100k.image_folder(root, split), bdd100k.annotation_file(root, split), with_masks=True
+            )
+        ]
+        assert len(datasets[0].classes) == 8
     else:
+        from hrnet.data.dis import DIS5K
+        from hrnet.data.driving import ACDC, DADASeg, SynPASS
+        from hrnet.data.mfn import MFN
+
         reader = {
             "cityscapes": S.Cityscapes,
             "ade20k": S.ADE20K,
@@ -89,6 +113,11 @@ def _read(dataset_id: str, root: Path, split: str) -> list:
             "300w": L.Face300W,
             "wflw": L.WFLW,
             "cofw": L.COFW,
+            "dis5k": DIS5K,
+            "mfn": MFN,
+            "acdc": ACDC,
+            "dada_seg": DADASeg,
+            "synpass": SynPASS,
         }[dataset_id]
         datasets = [reader(root, split)]
     for dataset in datasets:
@@ -110,7 +139,9 @@ def test_smoke_copy_fetches_validates_and_reads(dataset_id, mirror, tmp_path):
         assert main(argv) == 0, fmt
     for split, expected in smoke_counts()[dataset_id].items():
         datasets = _read(dataset_id, root, split)
-        if dataset_id == "coco":
+        if dataset_id in ("coco_stuff", "bdd100k"):
+            assert len(datasets[0].coco.getImgIds()) == expected
+        elif dataset_id == "coco":
             detection, keypoints = datasets
             assert len(detection.coco.getImgIds()) == expected
             assert len(keypoints) == expected  # one person per image

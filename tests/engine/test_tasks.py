@@ -23,8 +23,16 @@ from tests.engine.test_seg_landmarks import make_mask_folder
 CPU = torch.device("cpu")
 
 
-def test_registry_knows_the_five_tasks_and_their_formats() -> None:
-    assert task_names() == ["classification", "detection", "landmarks", "pose", "segmentation"]
+def test_registry_knows_the_tasks_and_their_formats() -> None:
+    assert task_names() == [
+        "classification",
+        "detection",
+        "dichotomous_image_segmentation",
+        "landmarks",
+        "pose",
+        "segmentation",
+        "thermal_image_segmentation",
+    ]
     formats: list[str] = []
     for name in task_names():
         task = get_task(name)

@@ -52,7 +52,20 @@ def test_every_existing_model_name_is_registered_once() -> None:
     expected = {
         *CONFIGS,
         *(f"fcn_hrnetv2_{w}" for w in widths),
-        *(f"{kind}_hrnetv2p_{w}" for kind in ("fasterrcnn", "maskrcnn", "cascadercnn") for w in widths),
+        *(
+            f"{kind}_hrnetv2p_{w}"
+            for kind in (
+                "fasterrcnn",
+                "maskrcnn",
+                "cascadercnn",
+                "cascade_mask_rcnn",
+                "htc",
+                "htc_without_semantic",
+            )
+            for w in widths
+        ),
+        *(f"fcos_hrnetv2p_w{w}" for w in (18, 32, 40, 48)),
+        *(f"centernet_hrnetv2_w{w}" for w in (18, 32, 48)),
         *(f"pose_hrnet_{w}" for w in widths),
         *(f"landmark_hrnetv2_{w}" for w in widths),
     }
@@ -101,8 +114,8 @@ def test_checkpoints_are_fetch_catalogue_names() -> None:
 
 def test_published_figures_are_described_with_their_units() -> None:
     published = [p for info in registry().values() for p in info.published]
-    # classifiers (params + GFLOPs), MMPretrain GFLOPs, Faster R-CNN, pose, landmarks
-    assert len(published) == 9 * 2 + 7 + 3 * 2 + 2 * 3 + 2
+    # classifiers (params + GFLOPs), MMPretrain GFLOPs, Faster R-CNN, FCOS (HRNet-FCOS), pose, landmarks
+    assert len(published) == 9 * 2 + 7 + 3 * 2 + 2 * 2 + 2 * 3 + 2
     for p in published:
         assert p.source and p.convention and p.unit.meaning
         assert (p.input_size is None) == (p.counter == "params")
@@ -186,7 +199,8 @@ def _check_output(info: ModelInfo, out: object) -> None:
         assert out["out"].shape == (1, kwargs["num_classes"], SIZE, SIZE)
     elif info.task == "detection":
         assert len(out) == 1
-        keys = {"boxes", "labels", "scores"} | ({"masks"} if info.name.startswith("maskrcnn") else set())
+        with_masks = info.name.startswith(("maskrcnn", "cascade_mask_rcnn", "htc"))
+        keys = {"boxes", "labels", "scores"} | ({"masks"} if with_masks else set())
         assert set(out[0]) == keys and out[0]["boxes"].shape[1:] == (4,)
     else:
         channels = kwargs["num_joints"] if info.task == "pose" else kwargs["num_points"]
@@ -197,7 +211,10 @@ def _check_output(info: ModelInfo, out: object) -> None:
 def test_registered_model(name: str) -> None:
     """Build on meta, compare every published count, then run it on CPU and check feature_info."""
     info = model_info(name)
-    forward_kwargs = FORWARD_KWARGS.get(info.task, {})
+    forward_kwargs = dict(FORWARD_KWARGS.get(info.task, {}))
+    accepted = getattr(info.builder, "accepted_kwargs", None)  # one-stage detectors: no RPN knobs
+    if accepted is not None:
+        forward_kwargs = {k: v for k, v in forward_kwargs.items() if k in accepted}
     with torch.device("meta"):
         model = info.build(**forward_kwargs)
         if info.published:  # counted on the model as registered

@@ -51,7 +51,11 @@ def test_key_fields_follow_the_source(line: dict[str, str]) -> None:
             assert train["iters"] == int(length[:-1]) * 1000, rid
         else:
             assert train["epochs"] == int(length) and not train.get("iters"), rid
-        milestones = [] if line["milestones"] == "-" else [int(m) for m in line["milestones"].split(",")]
+        if ".." in line["milestones"]:  # "a..b": every epoch from a to b (a per-epoch decay)
+            first, last = (int(m) for m in line["milestones"].split(".."))
+            milestones = list(range(first, last + 1))
+        else:
+            milestones = [] if line["milestones"] == "-" else [int(m) for m in line["milestones"].split(",")]
         assert list(train.get("milestones", [])) == milestones, rid
         assert train["lr"] == pytest.approx(float(line["lr"])), rid
         per_gpu = int(line["batch"].split("x")[0])

@@ -158,6 +158,17 @@ def test_seed_002_classification_timm(rows):
         assert _has(row, "top5", float(metrics["Top 5 Accuracy"].rstrip("%")), "seed 002")
 
 
+# the DIS listing's metric names -> the dichotomous task's metrics.json keys
+DIS_METRICS = {
+    "max F-Measure": "max_F",
+    "weighted F-measure": "weighted_F",
+    "MAE": "MAE",
+    "S-Measure": "S_measure",
+    "E-measure": "E_measure",
+    "HCE": "HCE",
+}
+
+
 @needs_seeds
 def test_seed_003_paper_listing(rows):
     """Every result line of the paperswithcode listing: the model line with its first metric,
@@ -166,8 +177,23 @@ def test_seed_003_paper_listing(rows):
     tasks = ("Instance Segmentation", "Semantic Segmentation", "Object Detection", "Face Alignment",
              "Dichotomous Image Segmentation", "Thermal Image Segmentation")  # fmt: skip
     by_label = {r.label: r for r in rows.values() if r.status != "ready"}
+    # listing lines whose rows are runnable: listing label -> (row id, listing metric -> metrics key)
+    listed = {
+        "Instance Segmentation BDD100K val HRNet": ("det_bdd100k_val_hrnet", {"AP": "mask_AP"}),
+        "Semantic Segmentation DADA-seg HRNet (ACDC)": ("seg_dada_seg_hrnet_acdc", {}),
+        "Semantic Segmentation SynPASS HRNet": ("seg_synpass_hrnet", {}),
+        "Dichotomous Image Segmentation DIS-VD HRNet": ("ext_dis_vd_hrnet", DIS_METRICS),
+        **{
+            f"Dichotomous Image Segmentation DIS-TE{k} HRNet": (
+                "ext_dis_vd_hrnet",
+                {name: f"DIS-TE{k}.{key}" for name, key in DIS_METRICS.items()},
+            )
+            for k in range(1, 5)
+        },
+        "Thermal Image Segmentation MFN Dataset HRNet": ("ext_mfn_dataset_hrnet", {"mIOU": "mIoU"}),
+    }
     lmk = {"300W": "lmk_300w_w18", "COFW": "lmk_cofw_w18", "WFLW": "lmk_wflw_w18"}
-    current, checked = None, 0
+    current, checked, mapping = None, 0, {}
     for line in text.splitlines():
         m = re.match(r"^(.*?) (-?[\d.]+)(%|G)? # \d+$", line.strip())
         if not m:
@@ -178,9 +204,14 @@ def test_seed_003_paper_listing(rows):
                 current = None
                 continue
             dataset = head.split(" ")[2] if head.startswith("Face Alignment") else None
+            mapping = {}
             if dataset in lmk and "COFW-68" not in head:  # "Results from Other Papers": runnable rows
                 current = rows[lmk[dataset]]
                 metric = {"Full": "NME"}.get("Full" if "Full" in head else "", "NME")
+            elif label := next((k for k in listed if head.startswith(k + " ")), None):
+                current, mapping = rows[listed[label][0]], listed[label][1]
+                assert current.status == "ready", current.id
+                metric = mapping.get(head[len(label) + 1 :], head[len(label) + 1 :])
             else:
                 current = next((r for label, r in by_label.items() if head.startswith(label + " ")), None)
                 assert current is not None, f"seed 003: no row for {head!r}"
@@ -192,7 +223,7 @@ def test_seed_003_paper_listing(rows):
                     re.search(r"(Common|Challenge)", head)[1]
                 ]
             else:
-                metric = head
+                metric = mapping.get(head, head)
             assert _has(current, metric, value, "seed 003"), f"{current.id}: {metric} {value}"
         checked += 1
     assert checked > 100

@@ -13,7 +13,7 @@ validates exactly what the reader will read: :func:`hrnet.data.imagefolder.image
 the ``*_files`` functions of :mod:`hrnet.data.segmentation` and the ``*_faces`` functions of
 :mod:`hrnet.data.landmarks`.
 
-The eleven formats of :data:`FORMATS` and their layouts (``ROOT`` = ``--root``,
+The formats of :data:`FORMATS` and their layouts (``ROOT`` = ``--root``,
 ``S`` = ``--split``), by module of this package:
 
 =====================  ===================================================================
@@ -23,6 +23,8 @@ The eleven formats of :data:`FORMATS` and their layouts (``ROOT`` = ``--root``,
 ``coco_instances``     ``ROOT/annotations/instances_S.json``; images in ``ROOT/images/S`` or
                        ``ROOT/S`` (COCO's own ``val2017/``)
 ``coco_keypoints``     ``ROOT/annotations/person_keypoints_S.json``; images as above
+``coco_stuff``         ``ROOT/stuffthingmaps/S/<image stem>.png`` for the images of
+                       ``instances_S.json`` (COCO-stuff labels 0..182, 255)
 :mod:`.segmentation`
 ``mask_segmentation``  ``ROOT/images/S/<stem>.<ext>`` + ``ROOT/masks/S/<stem>.png``
 ``cityscapes``         ``ROOT/leftImg8bit/S/<city>/<name>_leftImg8bit.png`` +
@@ -40,6 +42,20 @@ The eleven formats of :data:`FORMATS` and their layouts (``ROOT`` = ``--root``,
 ``landmarks_wflw``     ``ROOT/WFLW_annotations/list_98pt_rect_attr_train_test/``
                        ``list_98pt_rect_attr_S.txt`` + images under ``ROOT/WFLW_images/``
 ``landmarks_cofw``     ``ROOT/cofw_S.csv`` (HRNet-Facial-Landmark-Detection's CSV layout)
+:mod:`.dis`
+``dis5k``              ``ROOT/S/im/<name>.jpg`` + ``ROOT/S/gt/<name>.png`` (``S`` = ``DIS-TR``,
+                       ``DIS-VD``, ``DIS-TE1`` .. ``DIS-TE4``); binary-ish masks
+:mod:`.mfn`
+``mfn``                names from ``ROOT/S.txt``: ``images/<name>.png`` (RGB + thermal) +
+                       ``labels/<name>.png`` (0..8)
+:mod:`.driving`
+``acdc``               ``ROOT/rgb_anon/<condition>/S/**/<name>_rgb_anon.png`` +
+                       ``ROOT/gt/.../<name>_gt_labelTrainIds.png`` (trainIds 0..18, 255)
+``dada_seg``           ``ROOT/leftImg8bit/S/**/*.jpg`` + ``ROOT/gtFine/S/**/*labelTrainIds.png``
+``synpass``            ``ROOT/img/<weather>/S/<map>/<stem>.jpg`` +
+                       ``ROOT/semantic/.../<stem>_trainID.png`` (0 ignored, 1..22, 255)
+``bdd100k_ins_seg``    BDD100K's COCO-format file and ``images/10k/S``, and one RGBA bitmask per
+                       image (``labels/ins_seg/bitmasks/S``)
 =====================  ===================================================================
 
 :mod:`.core` holds the shared runner, the result types and the :data:`FORMATS` registry.

@@ -1,4 +1,5 @@
-"""COCO ``coco_instances`` and ``coco_keypoints``: one annotation JSON and its image folder.
+"""COCO ``coco_instances``, ``coco_keypoints`` (one annotation JSON and its image folder) and
+``coco_stuff`` (the COCO-stuff label maps of a split's images).
 
 Layout: ``ROOT/annotations/instances_SPLIT.json`` (``person_keypoints_SPLIT.json``) with images
 in ``ROOT/images/SPLIT`` or ``ROOT/SPLIT`` (COCO's own ``val2017/``); ``--annotations`` and
@@ -44,6 +45,38 @@ def coco_keypoints(root: Path, split: str, options: dict[str, Any]) -> Tables:
     """As :func:`coco_instances`, plus a keypoints array of length 3 x K (51 for COCO's 17),
     visibility flags in {0, 1, 2} and ``num_keypoints`` equal to the number of flags > 0."""
     return _coco(root, split, options, keypoints=True)
+
+
+def coco_stuff(root: Path, split: str, options: dict[str, Any]) -> Tables:
+    """COCO-stuff stuffthingmaps beside a COCO split: ``ROOT/stuffthingmaps/SPLIT/<stem>.png``
+    (``--masks`` overrides the folder) for every image of ``instances_SPLIT.json``, decodable, of
+    the image's size, values 0..182 or 255 (the 183 classes and the ignore label of the HTC
+    semantic branch)."""
+    from hrnet.data.coco import STUFF_IGNORE, STUFF_NUM_CLASSES, coco_image_folder, stuff_map_path
+    from hrnet.data.validation.segmentation import label_map_pairs
+
+    dataset = Tables(root)
+    ann_path = Path(options.get("annotations") or root / "annotations" / f"instances_{split}.json")
+    coco = _load_coco(ann_path, dataset)
+    if coco is None:
+        return dataset
+    image_dir = Path(options.get("images") or coco_image_folder(root, split))
+    stuff_dir = Path(options.get("masks") or root / "stuffthingmaps" / split)
+    pairs = []
+    for index, image in enumerate(coco["images"]):
+        if not isinstance(image, dict) or not isinstance(image.get("file_name"), str):
+            dataset.failures.append(Failure(rel(ann_path, root), f"images[{index}]", "image record lacks 'file_name'"))
+            continue
+        pairs.append((image_dir / image["file_name"], stuff_map_path(stuff_dir, image["file_name"])))
+    tables = label_map_pairs(
+        root,
+        pairs,
+        [*range(STUFF_NUM_CLASSES), STUFF_IGNORE],
+        f"COCO-stuff 0..{STUFF_NUM_CLASSES - 1}, {STUFF_IGNORE}",
+        f"images in {rel(ann_path, root)}",
+    )
+    tables.failures[:0] = dataset.failures
+    return tables
 
 
 def _number(value: Any) -> bool:

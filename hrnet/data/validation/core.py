@@ -45,6 +45,7 @@ FORMATS: dict[str, str] = {
     "imagefolder": "imagefolder:imagefolder",
     "coco_instances": "coco:coco_instances",
     "coco_keypoints": "coco:coco_keypoints",
+    "coco_stuff": "coco:coco_stuff",
     "mask_segmentation": "segmentation:mask_segmentation",
     "cityscapes": "segmentation:cityscapes",
     "ade20k": "segmentation:ade20k",
@@ -53,6 +54,12 @@ FORMATS: dict[str, str] = {
     "landmarks_300w": "landmarks:landmarks_300w",
     "landmarks_wflw": "landmarks:landmarks_wflw",
     "landmarks_cofw": "landmarks:landmarks_cofw",
+    "acdc": "driving:acdc",
+    "dada_seg": "driving:dada_seg",
+    "synpass": "driving:synpass",
+    "bdd100k_ins_seg": "driving:bdd100k_ins_seg",
+    "dis5k": "dis:dis5k",
+    "mfn": "mfn:mfn",
 }
 
 

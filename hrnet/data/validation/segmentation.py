@@ -24,7 +24,7 @@ from hrnet.data.validation.core import (
 from hrnet.errors import HRNetError
 
 
-def _label_map_pairs(
+def label_map_pairs(
     root: Path, pairs: list[tuple[Path, Path]], valid: list[int], label_rule: str, what: str
 ) -> Tables:
     """Images: non-empty, present, decodable, label map present and decodable with the image's
@@ -87,7 +87,7 @@ def _validate_pairs(root: Path, files, valid: list[int], rule: str, what: str) -
         pairs = files()
     except DataFileError as exc:
         return Tables(root).fail_from(exc, relative=False)
-    return _label_map_pairs(root, pairs, valid, rule, what)
+    return label_map_pairs(root, pairs, valid, rule, what)
 
 
 def mask_segmentation(root: Path, split: str, options: dict[str, Any]) -> Tables:
