@@ -15,7 +15,7 @@ export DO_NOT_TRACK ?= 1
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile --no-deps -r requirements.lock $(PIPQUIET)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements.lock $(PIPQUIET)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . $(PIPQUIET)
 	@touch $@
 
