@@ -52,8 +52,8 @@ def test_smoke_params_shrink_only_sizes_and_steps() -> None:
     assert set(params["datasets"]) == {suite.row(r).dataset for r in ONE_PER_TABLE}
 
 
-# 13 whole chains: 342 s alone on the 2-core machine, about 1000 s beside the other xdist worker
-@pytest.mark.timeout(1800)
+# 13 whole chains: 342 s to 12 min alone on the 2-core machine, more beside the other xdist worker
+@pytest.mark.timeout(3000)
 def test_one_row_of_every_table_registers(tmp_path) -> None:
     """Every table's chain in one go; each row registered a version and is in the report."""
     out = tmp_path / "out"
