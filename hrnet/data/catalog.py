@@ -22,7 +22,7 @@ import csv
 import dataclasses
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +66,26 @@ def _md5(hexdigest: str) -> Checksum:
 
 def _sha1(hexdigest: str) -> Checksum:
     return Checksum("sha1", hexdigest)
+
+
+def _manual(
+    name: str, description: str, homepage: str, filenames: Sequence[str], how: str, after: str = ""
+) -> Dataset:
+    """A dataset whose files a script cannot download (a login, a share link): ``how`` says where
+    to get ``filenames``; ``hrnet fetch NAME --source DIR`` then takes them from a local folder or
+    bucket prefix, unpacks them (``after`` says into what) and checks them."""
+    them = "it" if len(filenames) == 1 else "them all"
+    steps = (
+        f"{how} Put {them} in one folder or bucket prefix and run "
+        f"`hrnet fetch {name} --source <that folder or s3 prefix>/`"
+    )
+    return Dataset(
+        name=name,
+        description=description,
+        homepage=homepage,
+        files=tuple(RemoteFile(f"manual://{f}", f, None) for f in filenames),
+        manual=f"{steps}; {after}" if after else f"{steps}.",
+    )
 
 
 _COCO = "http://images.cocodataset.org"
@@ -274,34 +294,28 @@ _DATASETS: tuple[Dataset, ...] = (
             "createTrainIdLabelImgs."
         ),
     ),
-    Dataset(
-        name="dis5k",
-        description="DIS5K v1.0 dichotomous image segmentation: DIS-TR, DIS-VD, DIS-TE1..4 (im/*.jpg, gt/*.png)",
-        homepage="https://github.com/xuebinqin/DIS",
-        files=(RemoteFile("manual://DIS5K.zip", "DIS5K.zip", None),),
-        manual=(
-            "DIS5K v1.0 is shared only through Google Drive "
-            "(https://drive.google.com/file/d/1O1eIuXX1hlGsV7qx4eSkjH231q7G1by1/view) and Baidu Pan "
-            "(the links of https://github.com/xuebinqin/DIS README section 1.1), under the terms of "
-            "DIS5K-Dataset-Terms-of-Use.pdf in that repository. Read the terms, download DIS5K.zip, "
-            "put it in a folder or bucket prefix and run `hrnet fetch dis5k --source <that folder or "
-            "s3 prefix>/`; it unpacks into DIS5K/DIS-{TR,VD,TE1,TE2,TE3,TE4}/{im,gt}/."
-        ),
+    _manual(
+        "dis5k",
+        "DIS5K v1.0 dichotomous image segmentation: DIS-TR, DIS-VD, DIS-TE1..4 (im/*.jpg, gt/*.png)",
+        "https://github.com/xuebinqin/DIS",
+        ["DIS5K.zip"],
+        "DIS5K v1.0 is shared only through Google Drive "
+        "(https://drive.google.com/file/d/1O1eIuXX1hlGsV7qx4eSkjH231q7G1by1/view) and Baidu Pan "
+        "(the links of https://github.com/xuebinqin/DIS README section 1.1), under the terms of "
+        "DIS5K-Dataset-Terms-of-Use.pdf in that repository. Read the terms and download DIS5K.zip.",
+        "it unpacks into DIS5K/DIS-{TR,VD,TE1,TE2,TE3,TE4}/{im,gt}/.",
     ),
-    Dataset(
-        name="mfn",
-        description="MFN (MFNet RGB-thermal) in RTFNet's preprocessed layout: 4-channel PNGs, 9 classes",
-        homepage="https://github.com/yuxiangsun/RTFNet",
-        files=(RemoteFile("manual://dataset.zip", "dataset.zip", None),),
-        manual=(
-            "RTFNet's preprocessed MFN dataset is a share link a script cannot fetch "
-            "(http://gofile.me/4jm56/CfukComo1, from the README of https://github.com/yuxiangsun/RTFNet; "
-            "the original is on the MFNet project page "
-            "https://www.mi.t.u-tokyo.ac.jp/static/projects/mil_multispectral/). Download dataset.zip, "
-            "put it in a folder or bucket prefix and run `hrnet fetch mfn --source <that folder or s3 "
-            "prefix>/`; it unpacks into dataset/ (images/, labels/, train.txt, val.txt, test.txt, as "
-            "RTFNet's `unzip -d .. dataset.zip` does)."
-        ),
+    _manual(
+        "mfn",
+        "MFN (MFNet RGB-thermal) in RTFNet's preprocessed layout: 4-channel PNGs, 9 classes",
+        "https://github.com/yuxiangsun/RTFNet",
+        ["dataset.zip"],
+        "RTFNet's preprocessed MFN dataset is a share link a script cannot fetch "
+        "(http://gofile.me/4jm56/CfukComo1, from the README of https://github.com/yuxiangsun/RTFNet; "
+        "the original is on the MFNet project page "
+        "https://www.mi.t.u-tokyo.ac.jp/static/projects/mil_multispectral/). Download dataset.zip.",
+        "it unpacks into dataset/ (images/, labels/, train.txt, val.txt, test.txt, as RTFNet's "
+        "`unzip -d .. dataset.zip` does).",
     ),
     Dataset(
         name="bdd100k",
@@ -322,43 +336,32 @@ _DATASETS: tuple[Dataset, ...] = (
         ),
         prepare=lambda folder: _prepare_bdd100k(folder),
     ),
-    Dataset(
-        name="acdc",
-        description="ACDC (fog, night, rain, snow): 19 Cityscapes classes, 1600 train / 406 val, 1920x1080",
-        homepage="https://acdc.vision.ee.ethz.ch/download",
-        files=(
-            RemoteFile("manual://rgb_anon_trainvaltest.zip", "rgb_anon_trainvaltest.zip", None),
-            RemoteFile("manual://gt_trainval.zip", "gt_trainval.zip", None),
-        ),
-        manual=(
-            "ACDC needs an account: register and log in at https://acdc.vision.ee.ethz.ch/download and "
-            "download rgb_anon_trainvaltest.zip (the anonymised images) and gt_trainval.zip (the semantic "
-            "labels, *_gt_labelTrainIds.png). Put both in one folder or bucket prefix and run "
-            "`hrnet fetch acdc --source <that folder or s3 prefix>/`."
-        ),
+    _manual(
+        "acdc",
+        "ACDC (fog, night, rain, snow): 19 Cityscapes classes, 1600 train / 406 val, 1920x1080",
+        "https://acdc.vision.ee.ethz.ch/download",
+        ["rgb_anon_trainvaltest.zip", "gt_trainval.zip"],
+        "ACDC needs an account: register and log in at https://acdc.vision.ee.ethz.ch/download and "
+        "download rgb_anon_trainvaltest.zip (the anonymised images) and gt_trainval.zip (the semantic "
+        "labels, *_gt_labelTrainIds.png).",
     ),
-    Dataset(
-        name="dada_seg",
-        description="DADA-seg: accident frames of DADA-2000 with Cityscapes labels (19 classes), val only",
-        homepage="https://github.com/jamycheung/ISSAFE",
-        files=(RemoteFile("manual://DADA_seg.zip", "DADA_seg.zip", None),),
-        manual=(
-            "DADA-seg is shared only through Google Drive and Baidu: download the 'DADA-seg (val) Image & "
-            "label' archive (46.8 MB) linked in https://github.com/jamycheung/ISSAFE#readme, save it as "
-            "DADA_seg.zip holding the DADA_seg/ folder (leftImg8bit/val, gtFine/val) and run "
-            "`hrnet fetch dada_seg --source <that folder or s3 prefix>/`."
-        ),
+    _manual(
+        "dada_seg",
+        "DADA-seg: accident frames of DADA-2000 with Cityscapes labels (19 classes), val only",
+        "https://github.com/jamycheung/ISSAFE",
+        ["DADA_seg.zip"],
+        "DADA-seg is shared only through Google Drive and Baidu: download the 'DADA-seg (val) Image & "
+        "label' archive (46.8 MB) linked in https://github.com/jamycheung/ISSAFE#readme and save it as "
+        "DADA_seg.zip holding the DADA_seg/ folder (leftImg8bit/val, gtFine/val).",
     ),
-    Dataset(
-        name="synpass",
-        description="SynPASS: 9080 synthetic panoramas (1024x2048), 22 classes, 5700 train / 1690 val / 1690 test",
-        homepage="https://github.com/jamycheung/Trans4PASS",
-        files=(RemoteFile("manual://SynPASS.zip", "SynPASS.zip", None),),
-        manual=(
-            "SynPASS is shared only through Google Drive: download it from the link in "
-            "https://github.com/jamycheung/Trans4PASS#synpass-dataset, save it as SynPASS.zip holding the "
-            "SynPASS/ folder (img/, semantic/) and run `hrnet fetch synpass --source <that folder or s3 prefix>/`."
-        ),
+    _manual(
+        "synpass",
+        "SynPASS: 9080 synthetic panoramas (1024x2048), 22 classes, 5700 train / 1690 val / 1690 test",
+        "https://github.com/jamycheung/Trans4PASS",
+        ["SynPASS.zip"],
+        "SynPASS is shared only through Google Drive: download it from the link in "
+        "https://github.com/jamycheung/Trans4PASS#synpass-dataset and save it as SynPASS.zip holding the "
+        "SynPASS/ folder (img/, semantic/).",
     ),
 )
 

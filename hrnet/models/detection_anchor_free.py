@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Literal, TypedDict, Unpack
+from typing import Any, Literal, TypedDict, Unpack
 
 import torch
 import torch.nn.functional as F
@@ -753,50 +753,60 @@ def _fcos_counts(backbone_name: str) -> tuple[Published | None, tuple[Published,
     return params, (gflops,)
 
 
-def _fcos_info(backbone_name: str) -> ModelInfo:
-    width = backbone_name.removeprefix("hrnet_")
-    params, gflops = _fcos_counts(backbone_name)
+def _info(
+    name: str,
+    backbone_name: str,
+    build: Callable[..., nn.Module],
+    accepted: type,
+    *,
+    doc: str,
+    summary: str,
+    **extra: Any,
+) -> ModelInfo:
+    """The registry entry of one detector of this module: ``name`` built by
+    ``build(backbone_name, **kwargs)``, the keyword arguments of the TypedDict ``accepted``."""
 
-    def builder(**kwargs: Unpack[FCOSKwargs]) -> nn.Module:
-        return build_fcos(backbone_name, **kwargs)
+    def builder(**kwargs: Any) -> nn.Module:
+        return build(backbone_name, **kwargs)
 
-    builder.__name__ = builder.__qualname__ = f"fcos_hrnetv2p_{width}"
-    builder.__doc__ = (
-        f"FCOS on HRNetV2p ({backbone_name}): HRFPN with stride-2 level convs (strides 8..128) and "
-        "MMDetection's GN head (head='torchvision': torchvision's improved FCOS head)."
-    )
-    builder.accepted_kwargs = frozenset(FCOSKwargs.__annotations__)  # type: ignore[attr-defined]
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = doc
+    builder.accepted_kwargs = frozenset(accepted.__annotations__)  # type: ignore[attr-defined]
     return ModelInfo(
-        name=builder.__name__,
+        name=name,
         task="detection",
         builder=builder,
-        summary=f"FCOS on HRNetV2p ({backbone_name}) with a stride-2 HRFPN, 5 levels",
+        summary=summary,
         kwargs={"num_classes": 81},
+        backbone_checkpoints=HRNETV2_CHECKPOINTS[backbone_name],
+        **extra,
+    )
+
+
+def _fcos_info(backbone_name: str) -> ModelInfo:
+    params, gflops = _fcos_counts(backbone_name)
+    return _info(
+        f"fcos_hrnetv2p_{backbone_name.removeprefix('hrnet_')}",
+        backbone_name,
+        build_fcos,
+        FCOSKwargs,
+        doc=f"FCOS on HRNetV2p ({backbone_name}): HRFPN with stride-2 level convs (strides 8..128) and "
+        "MMDetection's GN head (head='torchvision': torchvision's improved FCOS head).",
+        summary=f"FCOS on HRNetV2p ({backbone_name}) with a stride-2 HRFPN, 5 levels",
         params=params,
         gflops=gflops,
-        backbone_checkpoints=HRNETV2_CHECKPOINTS[backbone_name],
     )
 
 
 def _centernet_info(backbone_name: str) -> ModelInfo:
-    width = backbone_name.removeprefix("hrnet_")
-
-    def builder(**kwargs: Unpack[CenterNetKwargs]) -> nn.Module:
-        return build_centernet(backbone_name, **kwargs)
-
-    builder.__name__ = builder.__qualname__ = f"centernet_hrnetv2_{width}"
-    builder.__doc__ = (
-        f"CenterNet (Objects as Points) on HRNetV2 ({backbone_name}): heatmap / size / offset heads "
-        "on the concatenated 1/4-resolution branches."
-    )
-    builder.accepted_kwargs = frozenset(CenterNetKwargs.__annotations__)  # type: ignore[attr-defined]
-    return ModelInfo(
-        name=builder.__name__,
-        task="detection",
-        builder=builder,
+    return _info(
+        f"centernet_hrnetv2_{backbone_name.removeprefix('hrnet_')}",
+        backbone_name,
+        build_centernet,
+        CenterNetKwargs,
+        doc=f"CenterNet (Objects as Points) on HRNetV2 ({backbone_name}): heatmap / size / offset heads "
+        "on the concatenated 1/4-resolution branches.",
         summary=f"CenterNet (Objects as Points, stride 4) on HRNetV2 ({backbone_name})",
-        kwargs={"num_classes": 81},
-        backbone_checkpoints=HRNETV2_CHECKPOINTS[backbone_name],
         notes="no HRNet CenterNet code or weights were published; the architecture and recipe are this project's",
     )
 

@@ -218,15 +218,9 @@ class DichotomousTask(Task):
     ) -> dict[str, Any]:
         """``{"mask"}``: the 8-bit foreground map at the image's size beside the picture
         (``<stem>_mask.png``)."""
-        from PIL import Image
-
-        from hrnet.engine import plots
+        from hrnet.tasks.segmentation import save_mask_prediction
 
         x, _ = _Transform(cfg.input_size, train=False, hflip=0.0)(image, image[0])
         prob = model(x[None].to(device))["out"].float().sigmoid()[0].cpu()
         saved = at_source_resolution(prob, (image.shape[-2], image.shape[-1]))
-        mask_path = picture.with_name(f"{picture.stem}_mask.png")
-        Image.fromarray(saved).save(mask_path)
-        pred = (prob[0] > 0.5).long()
-        plots.segmentation_grid([(x, pred, pred)], 2, picture)
-        return {"mask": str(mask_path)}
+        return save_mask_prediction(picture, saved, x, (prob[0] > 0.5).long(), 2)

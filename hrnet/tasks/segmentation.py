@@ -3,7 +3,7 @@ scale and, when asked, multi-scale + flip."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +26,9 @@ from hrnet.tasks.base import (
 
 if TYPE_CHECKING:
     from hrnet.engine.config import EvalConfig, TrainConfig
+    from hrnet.engine.metrics import SegmentationMeter
 
-__all__ = ["SegmentationTask", "segmentation_probabilities"]
+__all__ = ["SegmentationTask", "save_mask_prediction", "score_segmentation", "segmentation_probabilities"]
 
 # the base size (height, width) the random rescale of each benchmark set is relative to; None:
 # the network input size (a mask folder's images are resized to fit input_size, in training
@@ -164,12 +165,8 @@ class SegmentationTask(Task):
         """mIoU at single scale (``mIoU``) and, when ``ecfg.scales``/``ecfg.flip`` ask for more,
         multi-scale + flip (``mIoU_ms_flip``); ``plots/predictions.png`` overlays."""
         from hrnet.engine import plots
-        from hrnet.engine.metrics import SegmentationMeter
 
         classes = info["class_names"]
-        single = SegmentationMeter(len(classes))
-        multi = SegmentationMeter(len(classes)) if (ecfg.scales != (1.0,) or ecfg.flip) else None
-        samples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         dataset = self.dataset(cfg, ecfg.split, train=False)
         if list(dataset.classes) != list(classes):  # type: ignore[attr-defined]
             # a model evaluated on another dataset (trained on ACDC, scored on DADA-seg) must
@@ -178,23 +175,7 @@ class SegmentationTask(Task):
                 f"{cfg.data}: its classes differ from the {len(classes)} the model was trained on"
             )
         loader = eval_loader(self, ecfg, device, dataset)
-        with torch.inference_mode():
-            for images, masks in eval_batches(loader, enabled=ecfg.progress):
-                images = images.to(device, non_blocking=True)
-                size = (masks.shape[-2], masks.shape[-1])  # scored at the label map's own size
-                with autocast(device, ecfg.amp):
-                    pred = segmentation_probabilities(model, images, size=size).argmax(1).cpu()
-                    single.update(pred, masks)
-                    if multi is not None:
-                        probs = segmentation_probabilities(
-                            model, images, scales=ecfg.scales, flip=ecfg.flip, size=size
-                        )
-                        multi.update(probs.argmax(1).cpu(), masks)
-                for i in range(min(len(images), ecfg.num_plots - len(samples))):
-                    picture = F.interpolate(
-                        images[i : i + 1].float().cpu(), size=size, mode="bilinear", align_corners=False
-                    )[0]
-                    samples.append((picture, pred[i], masks[i]))
+        single, multi, samples = score_segmentation(model, loader, len(classes), ecfg, device)
         result: dict[str, Any] = single.compute()
         if multi is not None:
             ms = multi.compute()
@@ -222,14 +203,61 @@ class SegmentationTask(Task):
     ) -> dict[str, Any]:
         """``{"mask"}``: a PNG of class indices beside the picture (``<stem>_mask.png``)."""
         import numpy as np
-        from PIL import Image
 
         from hrnet.data import transforms as T
-        from hrnet.engine import plots
 
         x, _ = T.segmentation_eval_transforms()(image, image[0])
         pred = segmentation_probabilities(model, x[None].to(device)).argmax(1)[0].cpu()
-        mask_path = picture.with_name(f"{picture.stem}_mask.png")
-        Image.fromarray(pred.numpy().astype(np.uint8)).save(mask_path)
-        plots.segmentation_grid([(x, pred, pred)], len(info["class_names"]), picture)
-        return {"mask": str(mask_path)}
+        return save_mask_prediction(picture, pred.numpy().astype(np.uint8), x, pred, len(info["class_names"]))
+
+
+def score_segmentation(
+    model: nn.Module,
+    loader: Iterable[tuple[Tensor, Tensor]],
+    num_classes: int,
+    ecfg: EvalConfig,
+    device: torch.device,
+) -> tuple[SegmentationMeter, SegmentationMeter | None, list[tuple[Tensor, Tensor, Tensor]]]:
+    """The confusion matrices of ``model`` over ``loader``'s ``(images, label maps)`` batches,
+    each prediction made at its label map's own size: single scale, and multi-scale + flip when
+    ``ecfg.scales`` / ``ecfg.flip`` ask for more (else None); plus up to ``ecfg.num_plots``
+    ``(picture, prediction, labels)`` samples, the picture being the first three channels."""
+    from hrnet.engine.metrics import SegmentationMeter
+
+    single = SegmentationMeter(num_classes)
+    multi = SegmentationMeter(num_classes) if (ecfg.scales != (1.0,) or ecfg.flip) else None
+    samples: list[tuple[Tensor, Tensor, Tensor]] = []
+    with torch.inference_mode():
+        for images, masks in eval_batches(loader, enabled=ecfg.progress):
+            images = images.to(device, non_blocking=True)
+            size = (masks.shape[-2], masks.shape[-1])  # scored at the label map's own size
+            with autocast(device, ecfg.amp):
+                pred = segmentation_probabilities(model, images, size=size).argmax(1).cpu()
+                single.update(pred, masks)
+                if multi is not None:
+                    probs = segmentation_probabilities(
+                        model, images, scales=ecfg.scales, flip=ecfg.flip, size=size
+                    )
+                    multi.update(probs.argmax(1).cpu(), masks)
+            for i in range(min(len(images), ecfg.num_plots - len(samples))):
+                picture = F.interpolate(
+                    images[i : i + 1, :3].float().cpu(), size=size, mode="bilinear", align_corners=False
+                )[0]
+                samples.append((picture, pred[i], masks[i]))
+    return single, multi, samples
+
+
+def save_mask_prediction(
+    picture: Path, mask: Any, image: Tensor, pred: Tensor, num_classes: int
+) -> dict[str, Any]:
+    """``hrnet predict``'s output of a per-pixel task: ``mask`` (a uint8 array) saved as
+    ``<stem>_mask.png`` beside ``picture``, and ``picture`` the overlay of ``pred`` on ``image``;
+    returns ``{"mask": path}``."""
+    from PIL import Image
+
+    from hrnet.engine import plots
+
+    mask_path = picture.with_name(f"{picture.stem}_mask.png")
+    Image.fromarray(mask).save(mask_path)
+    plots.segmentation_grid([(image, pred, pred)], num_classes, picture)
+    return {"mask": str(mask_path)}

@@ -10,6 +10,7 @@ into the 4-channel stem by :func:`hrnet.models.input_channels.load_pretrained_ad
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,9 +23,7 @@ from torch.utils.data import Dataset
 from hrnet.errors import HRNetError
 from hrnet.tasks.base import (
     Task,
-    autocast,
     create_model,
-    eval_batches,
     eval_loader,
     register_task,
     require_root,
@@ -153,23 +152,14 @@ class ThermalSegmentationTask(Task):
         """``mIoU``/``mAcc`` of :func:`rtfnet_scores` over ``ecfg.split``, the logits upsampled
         to the label maps' size; ``plots/predictions.png`` overlays (RGB channels)."""
         from hrnet.engine import plots
-        from hrnet.engine.metrics import SegmentationMeter
-        from hrnet.tasks.segmentation import segmentation_probabilities
+        from hrnet.tasks.segmentation import score_segmentation
 
         classes = info["class_names"]
-        meter = SegmentationMeter(len(classes))  # every label is a class: nothing is ignored
-        samples: list[tuple[Tensor, Tensor, Tensor]] = []
         loader = eval_loader(self, ecfg, device, self.dataset(cfg, ecfg.split, train=False))
-        with torch.inference_mode():
-            for images, labels in eval_batches(loader, enabled=getattr(ecfg, "progress", True)):
-                images = images.to(device, non_blocking=True)
-                size = (labels.shape[-2], labels.shape[-1])
-                with autocast(device, ecfg.amp):
-                    pred = segmentation_probabilities(model, images, size=size).argmax(1).cpu()
-                meter.update(pred, labels)
-                for i in range(min(len(images), ecfg.num_plots - len(samples))):
-                    rgb = F.interpolate(images[i : i + 1, :3].float().cpu(), size=size, mode="bilinear")[0]
-                    samples.append((rgb, pred[i], labels[i]))
+        # every label is a class: nothing is ignored; single scale (RTFNet's protocol)
+        meter, _, samples = score_segmentation(
+            model, loader, len(classes), dataclasses.replace(ecfg, scales=(1.0,), flip=False), device
+        )
         if samples:
             plots.segmentation_grid(samples, len(classes), out_dir / "plots" / "predictions.png")
         return {**rtfnet_scores(meter.confusion), "class_names": classes}

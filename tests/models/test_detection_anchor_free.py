@@ -8,7 +8,6 @@ import math
 import pytest
 import torch
 from torchvision.models.detection.image_list import ImageList
-from torchvision.ops import box_iou
 
 from hrnet.models import create_model
 from hrnet.models.detection_anchor_free import (
@@ -25,20 +24,14 @@ from hrnet.models.detection_anchor_free import (
     fcos_assign,
     gaussian_radius,
 )
+from tests.models.conftest import assert_overfits, two_box_batch
 
 FCOS_TINY = {"num_classes": 3, "min_size": 64, "max_size": 64, "fpn_channels": 64}
 CENTERNET_TINY = {"num_classes": 3, "min_size": 64, "max_size": 64, "head_channels": 32}
 
 
 def _batch() -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
-    images = [torch.full((3, 64, 64), 0.2), torch.full((3, 64, 64), 0.2)]
-    images[0][:, 12:50, 10:40] = 0.9
-    images[1][:, 5:30, 30:60] = 0.6
-    targets = [
-        {"boxes": torch.tensor([[10.0, 12.0, 40.0, 50.0]]), "labels": torch.tensor([1])},
-        {"boxes": torch.tensor([[30.0, 5.0, 60.0, 30.0]]), "labels": torch.tensor([2])},
-    ]
-    return images, targets
+    return two_box_batch(masks=False)
 
 
 def _model(kind: str) -> torch.nn.Module:
@@ -238,28 +231,8 @@ def test_fcos_mmdet_losses_without_objects() -> None:
     sum(losses.values()).backward()
 
 
-OVERFIT_STEPS = 50
-OVERFIT_LR = 1e-3
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_overfits_a_tiny_batch(kind: str) -> None:
     """50 Adam steps on two 64x64 images: the top detection has the right label and IoU > 0.5."""
-    model = _model(kind)
-    images, targets = _batch()
-    opt = torch.optim.Adam(model.parameters(), lr=OVERFIT_LR)
-    model.train()
-    for _ in range(OVERFIT_STEPS):
-        losses = model(images, targets)
-        assert all(torch.isfinite(v) for v in losses.values())
-        opt.zero_grad()
-        sum(losses.values()).backward()
-        opt.step()
-    model.eval()
-    with torch.no_grad():
-        out = model(images)
-    for pred, target in zip(out, targets):
-        assert len(pred["labels"]) > 0, "no detection above the score threshold"
-        assert pred["labels"][0] == target["labels"][0]
-        assert box_iou(pred["boxes"][:1], target["boxes"]).item() > 0.5
+    assert_overfits(_model(kind), masks=False)

@@ -18,6 +18,7 @@ from hrnet.models.htc import (
     StageMaskHead,
     semantic_targets,
 )
+from tests.models.conftest import assert_overfits, two_box_batch
 
 KINDS = ("cascade_mask_rcnn", "htc", "htc_without_semantic")
 
@@ -36,20 +37,7 @@ TINY = {
 
 
 def _batch() -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
-    """Two 64x64 images, one box + mask each; ``semantic``: the box's label inside it, 0 outside."""
-    images = [torch.full((3, 64, 64), 0.2), torch.full((3, 64, 64), 0.2)]
-    images[0][:, 12:50, 10:40] = 0.9
-    images[1][:, 5:30, 30:60] = 0.6
-    targets = [
-        {"boxes": torch.tensor([[10.0, 12.0, 40.0, 50.0]]), "labels": torch.tensor([1])},
-        {"boxes": torch.tensor([[30.0, 5.0, 60.0, 30.0]]), "labels": torch.tensor([2])},
-    ]
-    for t in targets:
-        x0, y0, x1, y1 = t["boxes"][0].int().tolist()
-        t["masks"] = torch.zeros(1, 64, 64, dtype=torch.uint8)
-        t["masks"][0, y0:y1, x0:x1] = 1
-        t["semantic"] = t["masks"][0] * t["labels"][0].to(torch.uint8)
-    return images, targets
+    return two_box_batch(masks=True)
 
 
 def _model(kind: str, **kwargs: object) -> torch.nn.Module:
@@ -332,38 +320,13 @@ def test_semantic_targets_resize_pad_and_subsample() -> None:
 # Overfit
 # --------------------------------------------------------------------------------------------
 
-OVERFIT_STEPS = 50
-OVERFIT_LR = 1e-3
-
-
-def _mask_iou(pred: torch.Tensor, truth: torch.Tensor) -> float:
-    pred, truth = pred > 0.5, truth.bool()
-    return ((pred & truth).sum() / (pred | truth).sum()).item()
-
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_overfits_a_tiny_batch(kind: str) -> None:
     """50 Adam steps on two 64x64 images: the top detection has the right label, box IoU and
     mask IoU > 0.5."""
-    model = _model(kind)
-    images, targets = _batch()
-    opt = torch.optim.Adam(model.parameters(), lr=OVERFIT_LR)
-    model.train()
-    for _ in range(OVERFIT_STEPS):
-        losses = model(images, targets)
-        assert all(torch.isfinite(v) for v in losses.values())
-        opt.zero_grad()
-        sum(losses.values()).backward()
-        opt.step()
-    model.eval()
-    with torch.no_grad():
-        out = model(images)
-    for pred, target in zip(out, targets):
-        assert len(pred["labels"]) > 0, "no detection above the score threshold"
-        assert pred["labels"][0] == target["labels"][0]
-        assert box_iou(pred["boxes"][:1], target["boxes"]).item() > 0.5
-        assert _mask_iou(pred["masks"][0, 0], target["masks"][0]) > 0.5
+    assert_overfits(_model(kind), masks=True)
 
 
 @pytest.mark.parametrize("kind", ["cascade_mask_rcnn", "htc"])
