@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: venv demo test test-fast lint format lock clean-demo smoke-paper pipeline
+.PHONY: venv demo test test-tables test-fast lint format lock clean-demo smoke-paper pipeline
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ demo: venv
 
 ## test: lint, then the whole suite (unit + integration with real servers on loopback)
 test: venv lint
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --durations=25
 
 ## smoke-paper: every runnable paper row's whole chain on tiny real-format data (ROWS="id id" for some)
 smoke-paper: venv
@@ -42,6 +42,10 @@ smoke-paper: venv
 ## pipeline: rewrite dvc.yaml and benchmarks/dvc.yaml from the params files
 pipeline: venv
 	$(BIN)/hrnet pipeline sync
+
+## test-tables: one paper row of every table through its whole chain (13 rows, about 9 min alone)
+test-tables: venv
+	$(BIN)/pytest -m tables_smoke tests/pipeline/test_smoke.py
 
 test-fast: venv
 	$(BIN)/pytest -n 2 --dist loadfile -m "not integration and not slow"

@@ -52,16 +52,39 @@ def test_smoke_params_shrink_only_sizes_and_steps() -> None:
     assert set(params["datasets"]) == {suite.row(r).dataset for r in ONE_PER_TABLE}
 
 
-# 13 whole chains: 342 s to 12 min alone on the 2-core machine, more beside the other xdist worker
-@pytest.mark.timeout(3000)
+# one chain per task, covering what differs between chains: the S3 source (COFW), instance
+# masks, the multi-scale + flip segmentation protocol, pose flip test, landmarks
+ONE_PER_TASK = [
+    "cls_hrnet_w18_small",
+    "det_mask_rcnn_w18_1x",
+    "seg_cityscapes_w18_small_40k",
+    "pose_coco_w32_256x192",
+    "lmk_cofw_w18",
+]
+
+
+@pytest.mark.timeout(1800)
+def test_one_row_of_every_task_registers(tmp_path) -> None:
+    """Five whole chains (about 40 s each alone on the 2-core machine)."""
+    _check_chains(ONE_PER_TASK, tmp_path)
+
+
+# 13 whole chains: about 9 min alone on the 2-core machine, twice that beside another job
+@pytest.mark.tables_smoke
+@pytest.mark.timeout(3600)
 def test_one_row_of_every_table_registers(tmp_path) -> None:
-    """Every table's chain in one go; each row registered a version and is in the report."""
+    """Every table's chain in one go (`make test-tables`)."""
+    _check_chains(ONE_PER_TABLE, tmp_path)
+
+
+def _check_chains(rows: list[str], tmp_path) -> None:
+    """Each row registered a version, wrote its metric and is in the report."""
     out = tmp_path / "out"
-    results = run_smoke(ONE_PER_TABLE, root=ROOT, work=tmp_path / "work", out=out, progress=True)
+    results = run_smoke(rows, root=ROOT, work=tmp_path / "work", out=out, progress=True)
     failed = {r: res.log[-3000:] for r, res in results.items() if res.status != "registered"}
     assert not failed, failed
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary) == set(ONE_PER_TABLE)
+    assert set(summary) == set(rows)
     for rid, entry in summary.items():
         assert entry["registered"].startswith(f"models:/hrnet-{rid}/"), entry
         row = load_suite(ROOT / "benchmarks" / "params.yaml").row(rid)
@@ -69,10 +92,10 @@ def test_one_row_of_every_table_registers(tmp_path) -> None:
     seg = summary["seg_cityscapes_w18_small_40k"]["metrics"]
     assert "mIoU_ms_flip" in seg  # the published multi-scale + flip protocol ran
     report = (out / "report" / "BENCHMARKS.md").read_text()
-    for rid in ONE_PER_TABLE:
+    for rid in rows:
         assert f"`{rid}`" in report
     assert any(
-        load_suite(ROOT / "benchmarks" / "params.yaml").row(r).dataset == S3_DATASET for r in ONE_PER_TABLE
+        load_suite(ROOT / "benchmarks" / "params.yaml").row(r).dataset == S3_DATASET for r in rows
     )
 
 
