@@ -94,9 +94,7 @@ def _check_chains(rows: list[str], tmp_path) -> None:
     report = (out / "report" / "BENCHMARKS.md").read_text()
     for rid in rows:
         assert f"`{rid}`" in report
-    assert any(
-        load_suite(ROOT / "benchmarks" / "params.yaml").row(r).dataset == S3_DATASET for r in rows
-    )
+    assert any(load_suite(ROOT / "benchmarks" / "params.yaml").row(r).dataset == S3_DATASET for r in rows)
 
 
 @pytest.mark.full_smoke
