@@ -546,6 +546,23 @@ DETECTION: tuple[PublishedCheckpoint, ...] = (
         "multi-scale training (640-800): no row; the README's row says HRNetV2p-W48 but its config and "
         "file are W40",
     ),
+    # SysCV/bdd100k-models ins_seg/README.md (HRNet table, "HRNet-w32 | 3x | MS-train": mask AP-val
+    # 22.45, box AP-val 28.16); the file's md5 is published beside it (<name>.md5), not in its name
+    _ckpt(
+        "mask_rcnn_hrnetv2p_w32_3x_ins_seg_bdd100k",
+        "det_bdd100k_val_hrnet",
+        "maskrcnn_hrnetv2p_w32",
+        "https://dl.cv.ethz.ch/bdd100k/ins_seg/models/mask_rcnn_hrnetv2p_w32_3x_ins_seg_bdd100k.pth",
+        source="SysCV/bdd100k-models",
+        config="ins_seg/configs/ins_seg/mask_rcnn_hrnetv2p_w32_3x_ins_seg_bdd100k.py",
+        layout="mmdet",
+        metric="mask_AP",
+        value=22.45,
+        homepage="https://github.com/SysCV/bdd100k-models/tree/main/ins_seg",
+        note="MMDetection 2.x checkpoint, 8 BDD100K classes; box AP-val 28.16; scored by the official "
+        "bdd100k evaluator as the row; no sha256 published (trust on first use)",
+        sha="",
+    ),
 )
 
 # MMDetection v1.x's model zoo (before its v2.0 retraining): files on OpenMMLab's former S3 bucket,

@@ -138,11 +138,10 @@ def test_checkpoints_for_row(rows: dict) -> None:
     assert checkpoints_for_row("no_such_row") == []
     # every runnable row has a published checkpoint, except the rows whose sources published none:
     # FCOS W48 and CenterNet (the HRNet paper's figures only), ACDC -> DADA-seg and SynPASS (no HRNet
-    # weights found); SysCV/bdd100k-models' Mask R-CNN HRNet-W32 file is not catalogued yet
+    # weights found)
     no_checkpoint = {
         "det_fcos_w48_2x",
         "det_centernet_w48",
-        "det_bdd100k_val_hrnet",
         "seg_dada_seg_hrnet_acdc",
         "seg_synpass_hrnet",
     }

@@ -9,10 +9,12 @@ OVERFIT_STEPS = 50
 OVERFIT_LR = 1e-3
 
 
-def two_box_batch(*, masks: bool = False) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
+def two_box_batch(
+    *, masks: bool = False, semantic: bool = False
+) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
     """Two 64x64 images with one bright box each (labels 1 and 2); with ``masks`` each target
-    also has its box filled as an instance mask and ``semantic``: the box's label inside it, 0
-    outside."""
+    also has its box filled as an instance mask, with ``semantic`` a ``semantic`` map too: the
+    box's label inside it, 0 outside."""
     images = [torch.full((3, 64, 64), 0.2), torch.full((3, 64, 64), 0.2)]
     images[0][:, 12:50, 10:40] = 0.9
     images[1][:, 5:30, 30:60] = 0.6
@@ -25,7 +27,8 @@ def two_box_batch(*, masks: bool = False) -> tuple[list[torch.Tensor], list[dict
             x0, y0, x1, y1 = t["boxes"][0].int().tolist()
             t["masks"] = torch.zeros(1, 64, 64, dtype=torch.uint8)
             t["masks"][0, y0:y1, x0:x1] = 1
-            t["semantic"] = t["masks"][0] * t["labels"][0].to(torch.uint8)
+            if semantic:
+                t["semantic"] = t["masks"][0] * t["labels"][0].to(torch.uint8)
     return images, targets
 
 
@@ -37,7 +40,7 @@ def mask_iou(pred: torch.Tensor, truth: torch.Tensor) -> float:
 def assert_overfits(model: torch.nn.Module, *, masks: bool = False) -> None:
     """:data:`OVERFIT_STEPS` Adam steps on :func:`two_box_batch`, every loss finite; then the top
     detection of each image has the right label and box IoU > 0.5 (and mask IoU > 0.5)."""
-    images, targets = two_box_batch(masks=masks)
+    images, targets = two_box_batch(masks=masks, semantic=masks)
     opt = torch.optim.Adam(model.parameters(), lr=OVERFIT_LR)
     model.train()
     for _ in range(OVERFIT_STEPS):

@@ -37,7 +37,7 @@ TINY = {
 
 
 def _batch() -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
-    return two_box_batch(masks=True)
+    return two_box_batch(masks=True, semantic=True)
 
 
 def _model(kind: str, **kwargs: object) -> torch.nn.Module:

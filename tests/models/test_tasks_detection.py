@@ -9,6 +9,7 @@ from torchvision.ops import FrozenBatchNorm2d, box_iou
 from hrnet.models import create_model
 from hrnet.models.detection import CASCADE_IOU_THRESHOLDS, CascadeRoIHeads
 from hrnet.models.flops import count_params
+from tests.models.conftest import two_box_batch
 
 TINY = {
     "num_classes": 3,
@@ -21,19 +22,7 @@ TINY = {
 
 
 def _batch(masks: bool = False) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
-    images = [torch.full((3, 64, 64), 0.2), torch.full((3, 64, 64), 0.2)]
-    images[0][:, 12:50, 10:40] = 0.9
-    images[1][:, 5:30, 30:60] = 0.6
-    targets = [
-        {"boxes": torch.tensor([[10.0, 12.0, 40.0, 50.0]]), "labels": torch.tensor([1])},
-        {"boxes": torch.tensor([[30.0, 5.0, 60.0, 30.0]]), "labels": torch.tensor([2])},
-    ]
-    if masks:
-        for t in targets:
-            x0, y0, x1, y1 = t["boxes"][0].int().tolist()
-            t["masks"] = torch.zeros(1, 64, 64, dtype=torch.uint8)
-            t["masks"][0, y0:y1, x0:x1] = 1
-    return images, targets
+    return two_box_batch(masks=masks)
 
 
 @pytest.mark.parametrize(("name", "published"), [("w18", 26.2), ("w32", 45.0), ("w40", 60.5)])
