@@ -43,7 +43,7 @@ smoke-paper: venv
 pipeline: venv
 	$(BIN)/hrnet pipeline sync
 
-## test-tables: one paper row of every table through its whole chain (13 rows, about 9 min alone)
+## test-tables: one paper row of every table through its whole chain (13 rows: 14 min 20 s measured beside a full CI run on 2 cores)
 test-tables: venv
 	$(BIN)/pytest -m tables_smoke tests/pipeline/test_smoke.py
 
