@@ -173,15 +173,26 @@ def lr_factor(step: int, cfg: TrainConfig, *, total_steps: int, steps_per_epoch:
 
 
 def _optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """SGD / AdamW / Adam over the trainable parameters, in PyTorch's fused implementation where
+    the parameters allow it (floating point, on the CPU or a CUDA GPU): one kernel per parameter
+    instead of ~10 small ops. For HRNet-W18-small's 279 tensors on 2 CPU threads an AdamW step takes
+    6 ms fused against 45 ms in the per-tensor loop PyTorch picks by default on the CPU (SGD 4 vs
+    15 ms): a fifth of a 64x64 segmentation step. Same update rule; the rounding differs."""
     params = [p for p in model.parameters() if p.requires_grad]
+    fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov
+            params,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            nesterov=cfg.nesterov,
+            fused=fused,
         )
     betas = (cfg.momentum, 0.999)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay, fused=fused)
+    return torch.optim.Adam(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay, fused=fused)
 
 
 # --------------------------------------------------------------------------------------------

@@ -351,6 +351,17 @@ def _init(pretrained: str, rid: str, suite_rows: Mapping[str, Any], where: str) 
     return Init("file", pretrained, pretrained, pretrained)
 
 
+def _check_chains(rows: list[BenchmarkRow], path: Path) -> None:
+    """Rows that start from other rows' models must form chains, not loops."""
+    upstream = {row.id: row.starts_from_row for row in rows}
+    for rid in upstream:
+        seen = [rid]
+        while upstream.get(seen[-1]):
+            seen.append(upstream[seen[-1]])
+            if seen[-1] in seen[:-1]:
+                raise HRNetError(f"{path}: rows {' -> '.join(seen)} start from each other's models in a loop")
+
+
 def load_suite(path: str | Path) -> Suite:
     """Read a params file.
 
@@ -375,6 +386,7 @@ def load_suite(path: str | Path) -> Suite:
     rows: list[BenchmarkRow] = []
     for rid, meta in ready.items():
         rows.append(_ready_row(str(rid), meta, ready, datasets, name, path))
+    _check_chains(rows, path)
     for rid, meta in ref.items():
         where = f"{path}: reference.{rid}"
         if rid in ready:

@@ -347,14 +347,18 @@ def run_smoke(
     rows = list(rows) if rows is not None else [r.id for r in suite.ready]
     for rid in rows:
         suite.row(rid)  # unknown or not runnable: HRNetError naming the file and the rows
-    # rows whose weights start from another row bring that row along (it runs first)
+    # rows whose weights start from another row bring that row (and its own upstream) along first
     ordered: list[str] = []
-    for rid in rows:
+
+    def add(rid: str) -> None:
         upstream = suite.row(rid).starts_from_row
-        if upstream and upstream not in ordered:
-            ordered.append(upstream)
+        if upstream:
+            add(upstream)
         if rid not in ordered:
             ordered.append(rid)
+
+    for rid in rows:
+        add(rid)
 
     from hrnet.mlops.verify import row_checkpoints
 

@@ -14,6 +14,8 @@ figure (:class:`hrnet.models.registry.Published`) in that figure's unit and conv
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -85,14 +87,35 @@ def count_flops(
         dtype = first.dtype if first is not None else torch.float32
         chans = in_chans if in_chans is not None else int(getattr(model, "in_chans", 3))
         example_inputs = (torch.zeros(1, chans, *input_size, device=device, dtype=dtype),)
+    with _counting(model) as counter:
+        model(*example_inputs)
+    return FlopCount(macs=counter.get_total_flops() // 2, input_size=(int(input_size[0]), int(input_size[1])))
+
+
+@contextlib.contextmanager
+def _counting(model: nn.Module) -> Iterator[FlopCounterMode]:
+    """Count what runs inside the block: ``model`` in eval mode (restored after), no gradients, and
+    every BatchNorm / GroupNorm / LayerNorm run as the identity. Norms keep their input's shape and
+    the convention does not count them, but under FlopCounterMode each one runs through PyTorch's
+    Python decomposition: with them in place the report's 37 models took ~40 s to count on 2 CPU
+    threads, most of it in batch_norm."""
+    norm_types = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+    norms = [m for m in model.modules() if isinstance(m, norm_types)]
     was_training = model.training
     model.eval()
+    for module in norms:
+        module.forward = _identity  # an instance attribute shadows the class's forward
     try:
         with FlopCounterMode(display=False) as counter, torch.no_grad():
-            model(*example_inputs)
+            yield counter
     finally:
+        for module in norms:
+            del module.forward
         model.train(was_training)
-    return FlopCount(macs=counter.get_total_flops() // 2, input_size=(int(input_size[0]), int(input_size[1])))
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
 
 
 def count_detector_flops(
@@ -122,30 +145,20 @@ def count_detector_flops(
     pool = roi_heads.box_roi_pool.output_size
     pool_hw = (pool, pool) if isinstance(pool, int) else tuple(pool)
     rois = torch.zeros(num_proposals, backbone.out_channels, *pool_hw, device=first.device, dtype=first.dtype)
-    was_training = model.training
-    model.eval()
-    try:
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            features = list(backbone(image).values())
-            model.rpn.head(features)
-            for box_head, box_predictor in heads:
-                box_predictor(box_head(rois))
-    finally:
-        model.train(was_training)
+    with _counting(model) as counter:
+        features = list(backbone(image).values())
+        model.rpn.head(features)
+        for box_head, box_predictor in heads:
+            box_predictor(box_head(rois))
     return FlopCount(macs=counter.get_total_flops() // 2, input_size=(int(input_size[0]), int(input_size[1])))
 
 
 def _count_dense_detector(model: nn.Module, image: torch.Tensor) -> FlopCount:
     """Backbone (+ neck) and ``model.head`` on every level: a one-stage detector's whole network
     without the transform and the decoding."""
-    was_training = model.training
-    model.eval()
-    try:
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            features = model.backbone(image)
-            model.head(list(features.values()) if isinstance(features, dict) else features)
-    finally:
-        model.train(was_training)
+    with _counting(model) as counter:
+        features = model.backbone(image)
+        model.head(list(features.values()) if isinstance(features, dict) else features)
     return FlopCount(
         macs=counter.get_total_flops() // 2, input_size=(int(image.shape[-2]), int(image.shape[-1]))
     )

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from hrnet.engine.config import config_from_mapping
+from hrnet.errors import HRNetError
 from hrnet.mlops.rows import BenchmarkRow, load_rows
 from hrnet.tasks import get_task
 
@@ -298,17 +299,28 @@ def test_dense_paper_rows_start_from_the_published_imagenet_weights():
 
 
 def test_a_row_that_starts_from_another_row_depends_on_its_model():
-    """The detection row starts from the segmentation row's backbone: its train@ stage depends
-    on that model (so a retrained upstream re-runs it) and the Prefect row flow runs it first."""
+    """The embedded chain digits -> segmentation -> detection: each train@ stage depends on the
+    model it starts from (so a retrained upstream re-runs it); the Prefect row flow runs it first."""
     from hrnet.mlops.pipeline import stages_of
     from hrnet.mlops.rows import load_suite
 
     suite = load_suite(ROOT / "params.yaml")
-    det = suite.row("shapes_det")
-    assert det.starts_from_row == "shapes_seg" and det.init.dep == "runs/shapes_seg/model.pt"
     train = stages_of(suite)["train"]
-    assert train["foreach"]["shapes_det"]["init"] == "runs/shapes_seg/model.pt"
     assert "${item.init}" in train["do"]["deps"]
+    chain = {"shapes_seg": "digits_cls", "shapes_det": "shapes_seg"}
     for row in suite.ready:
-        if row.id != "shapes_det":
-            assert row.starts_from_row is None, row.id
+        upstream = chain.get(row.id)
+        assert row.starts_from_row == upstream, row.id
+        if upstream:
+            assert row.init.dep == train["foreach"][row.id]["init"] == f"runs/{upstream}/model.pt"
+
+
+def test_rows_that_start_from_each_other_in_a_loop_are_refused(tmp_path):
+    from hrnet.mlops.rows import load_suite
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["rows"]["digits_cls"]["train"]["pretrained"] = "runs/shapes_det/model.pt"
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(params))
+    with pytest.raises(HRNetError, match="digits_cls -> shapes_det -> shapes_seg -> digits_cls"):
+        load_suite(bad)
