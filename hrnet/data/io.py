@@ -125,7 +125,7 @@ def read_image(path: str | Path, *, record: str | None = None) -> torch.Tensor:
 
 
 def read_label_map(path: str | Path, *, record: str | None = None) -> np.ndarray:
-    """Read a semantic label map as ``uint8 [H, W]`` class indices.
+    """Read a semantic label map as a writable ``uint8 [H, W]`` array of class indices.
 
     Palette PNGs (Pascal VOC) give their palette indices; grayscale PNGs give their values.
     No EXIF rotation is applied (label maps carry none). RGB colour-coded maps are refused.
@@ -138,7 +138,7 @@ def read_label_map(path: str | Path, *, record: str | None = None) -> np.ndarray
         with Image.open(path) as img:
             img.load()
             mode = img.mode
-            array = np.asarray(img)
+            array = np.array(img)  # writable (np.asarray of a PIL image is read-only)
     except FileNotFoundError:
         raise HRNetError(f"{_where(path, record)}: label map not found") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:

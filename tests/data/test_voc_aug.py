@@ -51,7 +51,9 @@ def test_builds_the_aug_set_and_the_reader_and_validator_accept_it(tmp_path, cap
     assert "2 label maps from VOC, 2 from SBD; train_aug.txt lists 3 images" in capsys.readouterr().out
     assert (voc / "ImageSets" / "Segmentation" / "train_aug.txt").read_text() == "a\nc\nd\n"
     for i in "abcd":
-        np.testing.assert_array_equal(read_label_map(voc / "SegmentationClassAug" / f"{i}.png"), labels[i])
+        label = read_label_map(voc / "SegmentationClassAug" / f"{i}.png")
+        np.testing.assert_array_equal(label, labels[i])
+        assert label.flags.writeable  # torch.from_numpy of it must not warn or alias a read-only buffer
     assert len(PascalVOC(voc, "train_aug", aug=True)) == 3
     assert validate_dataset("voc", root=voc, split="train_aug", aug=True).success
     assert validate_dataset("voc", root=voc, split="val", aug=True).success
