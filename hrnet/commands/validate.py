@@ -11,7 +11,12 @@ MAX_PRINTED = 50
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from hrnet.data.validation import FORMATS  # light: Great Expectations is imported when it runs
 
-    parser.add_argument("format", choices=sorted(FORMATS), help="the on-disk format (docs/DATA.md)")
+    parser.add_argument(
+        "format",
+        nargs="+",
+        choices=sorted(FORMATS),
+        help="the on-disk format(s) (docs/DATA.md); several read the same root in one process",
+    )
     parser.add_argument("--root", type=Path, required=True, help="the dataset folder")
     parser.add_argument(
         "--split", nargs="+", default=["train"], help="split name(s) (train, val, val2017, ...)"
@@ -20,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out",
         type=Path,
         required=True,
-        help="folder for summary.json and data_docs/ (one subfolder per split when several are given)",
+        help="folder for summary.json and data_docs/ (one subfolder per format, then per split, when "
+        "several are given)",
     )
     parser.add_argument("--num-classes", type=int, help="mask_segmentation: classes incl. background; "
                         "imagefolder: expected class folders")  # fmt: skip
@@ -41,22 +47,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Validate every requested split in one process (Great Expectations is imported once)."""
-    splits = list(dict.fromkeys(args.split))
+    """Validate every requested format and split in one process (Great Expectations is imported
+    once): ``out[/<format>][/<split>]``, a level only where several are given."""
+    formats, splits = list(dict.fromkeys(args.format)), list(dict.fromkeys(args.split))
     codes = [
-        _validate_split(args, split, args.out / split if len(splits) > 1 else args.out) for split in splits
+        _validate_split(
+            args,
+            fmt,
+            split,
+            args.out / (fmt if len(formats) > 1 else "") / (split if len(splits) > 1 else ""),
+        )
+        for fmt in formats
+        for split in splits
     ]
     return max(codes)
 
 
-def _validate_split(args: argparse.Namespace, split: str, out: Path) -> int:
+def _validate_split(args: argparse.Namespace, fmt: str, split: str, out: Path) -> int:
     from rich.console import Console
     from rich.table import Table
 
     from hrnet.data.validation import validate_dataset
 
     report = validate_dataset(
-        args.format,
+        fmt,
         root=args.root,
         split=split,
         out=out,
@@ -71,10 +85,10 @@ def _validate_split(args: argparse.Namespace, split: str, out: Path) -> int:
     console = Console()
     rows = ", ".join(f"{count} {name}" for name, count in report.rows.items())
     if report.success:
-        console.print(f"[green]valid[/green] {args.format} {args.root} ({split}): {rows}")
+        console.print(f"[green]valid[/green] {fmt} {args.root} ({split}): {rows}")
         console.print(f"summary: {out / 'summary.json'}; data docs: {report.data_docs}")
         return 0
-    table = Table(title=f"{args.format} {args.root} ({split}): {len(report.failures)} failing records")
+    table = Table(title=f"{fmt} {args.root} ({split}): {len(report.failures)} failing records")
     for column in ("file", "record", "reason"):
         table.add_column(column, overflow="fold")
     for failure in report.failures[:MAX_PRINTED]:

@@ -280,14 +280,15 @@ def _data_stages(suite: Suite, stages: dict[str, Any], wdir: dict[str, str]) -> 
         )
     items = {}
     for d in suite.datasets.values():
-        checks = [
-            _cmd("hrnet", "validate", fmt, "--root", d.root, "--split", *d.splits)
+        # every format in one process (out/<format>/ when several: hrnet.commands.validate)
+        single = f"/{d.formats[0]}" if len(d.formats) == 1 else ""
+        check = (
+            _cmd("hrnet", "validate", *d.formats, "--root", d.root, "--split", *d.splits)
             + (f" {d.validate_args}" if d.validate_args else "")
             + " "
-            + _cmd("--out", f"{d.validation_dir}/{fmt}")
-            for fmt in d.formats
-        ]
-        items[d.id] = {"data": d.out, "cmd": " && ".join([_cmd("mkdir", "-p", d.validation_dir), *checks])}
+            + _cmd("--out", f"{d.validation_dir}{single}")
+        )
+        items[d.id] = {"data": d.out, "cmd": " && ".join([_cmd("mkdir", "-p", d.validation_dir), check])}
     stages["validate"] = _foreach(
         items,
         {

@@ -26,6 +26,7 @@ from typing import Any
 
 from hrnet.data.io import load_json, write_bytes_atomic, write_json_atomic
 from hrnet.errors import HRNetError
+from hrnet.mlops.dvc_lock import dvc_lock_hashes
 from hrnet.mlops.rows import BenchmarkRow, load_rows
 
 __all__ = ["Entry", "build_entries", "count_model", "render_html", "render_markdown", "write_report"]
@@ -64,21 +65,6 @@ class Entry:
 # --------------------------------------------------------------------------------------------
 # Collecting the numbers
 # --------------------------------------------------------------------------------------------
-
-
-def _lock_hashes(lock_path: Path) -> dict[str, str]:
-    """``{out path: md5}`` of a dvc.lock (empty when there is none)."""
-    if not lock_path.is_file():
-        return {}
-    import yaml
-
-    lock = yaml.safe_load(lock_path.read_text(encoding="utf-8")) or {}
-    hashes = {}
-    for stage in (lock.get("stages") or {}).values():
-        for out in stage.get("outs") or []:
-            if "md5" in out:
-                hashes[out["path"]] = out["md5"]
-    return hashes
 
 
 def _metric(metrics: dict[str, Any], key: str) -> float | None:
@@ -216,7 +202,7 @@ def build_entries(
     for params_path, suite in params_files:
         params_path = Path(params_path)
         rows = load_rows(params_path, suite=suite)
-        hashes = _lock_hashes(params_path.with_name("dvc.lock"))
+        hashes = dvc_lock_hashes(params_path.with_name("dvc.lock"))
         ready = [r for r in rows if r.status == "ready"]
         counts = _counts(ready, Path(flops_cache)) if flops_cache is not None else {}
         for row in rows:

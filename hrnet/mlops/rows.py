@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from hrnet.errors import HRNetError
+from hrnet.mlops.dvc_lock import parse_yaml
 
 __all__ = [
     "PAPER_PARAMS",
@@ -221,7 +222,7 @@ def _read(path: Path) -> Mapping[str, Any]:
     import yaml
 
     try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        params = parse_yaml(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise HRNetError(f"{path}: cannot read params file ({exc.strerror})") from None
     except yaml.YAMLError as exc:

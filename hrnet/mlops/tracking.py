@@ -737,27 +737,11 @@ def _git_commit() -> dict[str, str]:
     return {"git_commit": commit, "git_dirty": str(bool(dirty)).lower()}
 
 
-def _dvc_lock_hashes() -> dict[str, str]:
-    """``path -> md5`` of every dep/out in ``./dvc.lock`` (empty without one)."""
-    lock = Path("dvc.lock")
-    if not lock.is_file():
-        return {}
-    import yaml
-
-    try:
-        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
-    except yaml.YAMLError:
-        return {}
-    hashes: dict[str, str] = {}
-    for stage in stages.values():
-        for entry in [*stage.get("deps", []), *stage.get("outs", [])]:
-            if isinstance(entry, dict) and "path" in entry and "md5" in entry:
-                hashes[os.path.normpath(entry["path"])] = entry["md5"]
-    return hashes
-
-
 def _dvc_hash(path: str | Path) -> str | None:
-    return _dvc_lock_hashes().get(os.path.normpath(str(path))) if path else None
+    """The md5 ``./dvc.lock`` records for ``path`` (None where it has none)."""
+    from hrnet.mlops.dvc_lock import dvc_lock_hashes
+
+    return dvc_lock_hashes("dvc.lock").get(os.path.normpath(str(path))) if path else None
 
 
 def _lineage_tags(data: str) -> dict[str, str]:

@@ -84,6 +84,26 @@ def test_cli_valid_dataset_writes_summary_and_docs(embedded, tmp_path, capsys):
     assert not list(out.glob(".summary.json.*"))  # no temp file left
 
 
+def test_cli_several_formats_and_splits_in_one_process(embedded, tmp_path, capsys):
+    """One process per dataset in the pipeline: out/<format>/<split>/, and the exit code is
+    the worst of them (a failing format does not hide the others' reports)."""
+    root = embedded / "shapes"
+    args = ["validate", "coco_instances", "mask_segmentation", "--root", str(root), "--split", "train", "val"]
+    assert main([*args, "--num-classes", "4", "--out", str(tmp_path / "ok")]) == 0
+    for fmt in ("coco_instances", "mask_segmentation"):
+        for split, images in (("train", 3), ("val", 2)):
+            summary = json.loads((tmp_path / "ok" / fmt / split / "summary.json").read_text())
+            assert summary["success"] is True and summary["rows"]["images"] == images, (fmt, split)
+    capsys.readouterr()
+    # shapes' label maps hold classes 0..3: with 2 classes only the mask check fails
+    assert main([*args, "--num-classes", "2", "--out", str(tmp_path / "bad")]) == 1
+    printed = capsys.readouterr().out
+    assert "mask label out of range" in printed
+    masks = json.loads((tmp_path / "bad" / "mask_segmentation" / "val" / "summary.json").read_text())
+    assert masks["success"] is False and masks["failures"]
+    assert (tmp_path / "bad" / "coco_instances" / "val" / "summary.json").is_file()
+
+
 def test_cli_invalid_dataset_prints_records_and_exits_nonzero(tmp_path, capsys):
     save_image(tmp_path / "images" / "train" / "a.png", np.zeros((4, 4, 3), np.uint8))
     save_image(tmp_path / "masks" / "train" / "a.png", np.full((4, 4), 7, np.uint8))
