@@ -166,16 +166,18 @@ class RandomCropCatMax(T.Transform):
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         height, width = _canvas_size(flat_inputs)
         crop_h, crop_w = min(self.size[0], height), min(self.size[1], width)
-        # plain int64 labels (no tv_tensor dispatch per try); ignored pixels are left out of the counts
-        masks = [x.as_subclass(torch.Tensor) for x in flat_inputs if isinstance(x, tv_tensors.Mask)]
-        label = masks[0].reshape(height, width).long() if masks else None
+        # the label map as a numpy array: each try is a handful of array operations (with tensor
+        # operations the ~10 tries per image cost about as much as the rest of the pipeline);
+        # ignored pixels are left out of the counts, the ratio is float64 as in MMSegmentation
+        masks = [x for x in flat_inputs if isinstance(x, tv_tensors.Mask)]
+        label = masks[0].as_subclass(torch.Tensor).reshape(height, width).numpy() if masks else None
         for _ in range(10):
             top = int(torch.randint(0, height - crop_h + 1, ()))
             left = int(torch.randint(0, width - crop_w + 1, ()))
             if label is None or self.cat_max_ratio >= 1.0:
                 break
             crop = label[top : top + crop_h, left : left + crop_w]
-            counts = torch.bincount(crop[crop != self.ignore_index].reshape(-1))
+            counts = np.bincount(crop[crop != self.ignore_index].ravel().astype(np.int64))
             counts = counts[counts > 0]
             if len(counts) > 1 and counts.max() / counts.sum() < self.cat_max_ratio:
                 break

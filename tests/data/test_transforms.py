@@ -146,6 +146,28 @@ def test_random_crop_cat_max_ratio_avoids_one_class_crops():
     assert hits >= 10
 
 
+def test_random_crop_cat_max_ratio_keeps_the_first_crop_that_passes_mmsegmentations_rule():
+    """Replays the offsets the crop draws and applies MMSegmentation's rule (np.unique counts
+    without the ignored label: more than one class and max / sum < cat_max_ratio) to each."""
+    gen = torch.Generator().manual_seed(3)
+    mask = torch.randint(0, 3, (40, 50), generator=gen, dtype=torch.uint8)
+    mask[:, :35] = 0  # mostly one class: most crops fail the rule
+    mask[:5] = 255
+    image = torch.arange(3 * 40 * 50, dtype=torch.int32).reshape(3, 40, 50) % 251
+    crop = RandomCropCatMax((16, 16), cat_max_ratio=0.75)
+    for seed in range(30):
+        torch.manual_seed(seed)
+        _, out = crop(tv_tensors.Image(image.to(torch.uint8)), tv_tensors.Mask(mask))
+        torch.manual_seed(seed)
+        for _ in range(10):
+            top, left = int(torch.randint(0, 40 - 16 + 1, ())), int(torch.randint(0, 50 - 16 + 1, ()))
+            labels, counts = np.unique(mask[top : top + 16, left : left + 16].numpy(), return_counts=True)
+            counts = counts[labels != 255]
+            if len(counts) > 1 and np.max(counts) / np.sum(counts) < 0.75:
+                break
+        assert torch.equal(out.as_subclass(torch.Tensor), mask[top : top + 16, left : left + 16]), seed
+
+
 def test_segmentation_eval_keeps_mask_size():
     image, mask = _class_coded_sample(40, 80)
     out, m = segmentation_eval_transforms(resize=(20, 40))(image, mask)

@@ -18,7 +18,7 @@ import torch
 from hrnet.cli import main
 from hrnet.engine import checkpoint as ckpt
 from hrnet.engine.config import TrainConfig
-from hrnet.engine.train import ShardedBatchSampler, lr_factor
+from hrnet.engine.train import SeededItems, ShardedBatchSampler, lr_factor
 from tests.engine.conftest import cli_env, run_cli, tiny_train_flags
 
 
@@ -56,6 +56,41 @@ def test_sharded_batches_partition_the_global_batch() -> None:
     assert list(single) == merged[2:]
     single.set_epoch(4)
     assert [i for b in single for _, i in b] != [i for b in merged for _, i in b]
+
+
+class _Draws(torch.utils.data.Dataset):
+    """Each item is a draw from Python's, numpy's and torch's global generators."""
+
+    def __len__(self) -> int:
+        return 6
+
+    def __getitem__(self, index: int) -> tuple[float, float, float]:
+        import random
+
+        import numpy as np
+
+        return random.random(), float(np.random.rand()), float(torch.rand(()))
+
+
+def test_seeded_items_depend_on_seed_epoch_index_only_and_keep_the_callers_generators() -> None:
+    import random
+
+    import numpy as np
+
+    items = SeededItems(_Draws(), seed=5)
+    keys = [(2, 4), (2, 0), (3, 4)]
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    one_by_one = [items[k] for k in keys]
+    after = (random.random(), float(np.random.rand()), float(torch.rand(())))
+    random.seed(9), np.random.seed(9), torch.manual_seed(9)
+    batched = items.__getitems__(list(reversed(keys)))[::-1]  # what the DataLoader's fetcher calls
+    assert batched == one_by_one
+    assert one_by_one[0] != one_by_one[1] and one_by_one[0] != one_by_one[2]
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    items.__getitems__(keys)
+    assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == after
+    loader = torch.utils.data.DataLoader(items, batch_sampler=[keys], collate_fn=list)
+    assert next(iter(loader)) == one_by_one
 
 
 def test_lr_schedules() -> None:
