@@ -126,9 +126,9 @@ def _launch_defaults(args: argparse.Namespace) -> None:
         from hrnet.mlops.rows import launch_settings
 
         launch = launch_settings(args.launch)
-        from hrnet.mlops.rows import apply_threads
+        from hrnet.mlops.rows import apply_cpu_settings
 
-        apply_threads(launch)
+        apply_cpu_settings(launch, where=f"{args.launch} launch")
         defaults = {
             "batch_size": launch.eval_batch_size,
             "workers": launch.workers,

@@ -65,9 +65,9 @@ def _resolve_config(args: argparse.Namespace) -> TrainConfig:
         if not args.row:
             raise HRNetError(f"{args.params}: --params needs --row ROW_ID")
         values, launch = train_settings(args.params, args.row)
-        from hrnet.mlops.rows import apply_threads
+        from hrnet.mlops.rows import apply_cpu_settings
 
-        apply_threads(launch)
+        apply_cpu_settings(launch, where=f"{args.params} launch")
         base = config_from_mapping(values, source=f"{args.params} rows.{args.row}.train")
     for flag in ("resume", "progress", "experiment", "nproc_per_node", "nnodes", "rdzv_endpoint"):
         if getattr(args, flag) is None:
@@ -165,6 +165,8 @@ def _start_tracking(
     if check_only:
         check_server(resolve_tracking_uri(args.tracking_uri))
         return None
+    from hrnet.engine.cpu import cpu_tags
+
     return Tracker.start(
         args.out,
         params=cfg.to_dict(),
@@ -172,4 +174,5 @@ def _start_tracking(
         tracking_uri=args.tracking_uri,
         experiment=args.experiment,
         data=cfg.data,
+        tags=cpu_tags(),
     )

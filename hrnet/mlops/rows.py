@@ -118,6 +118,9 @@ class Launch:
     experiment: str = "hrnet-zoo"
     eval_batch_size: int = 16
     threads: int = 0  # CPU threads of torch (0 = its default: the cores); pin it to compare machines
+    # instruction set of torch's CPU kernels (avx2, avx512; "" = the widest the CPU has): results
+    # on the CPU depend on it too (hrnet/engine/cpu.py)
+    cpu_isa: str = ""
 
 
 @dataclass(frozen=True)
@@ -320,6 +323,13 @@ def _launch(entry: Any, path: Path) -> Launch:
             values[key] = kind(value)
         except (TypeError, ValueError):
             raise HRNetError(f"{path}: launch.{key}: cannot use {value!r}") from None
+    from hrnet.engine.cpu import ISAS
+
+    if values.get("cpu_isa", "") not in ("", *ISAS):
+        raise HRNetError(
+            f"{path}: launch.cpu_isa {values['cpu_isa']!r} is not one of {', '.join(ISAS)} "
+            "('' for the CPU's own)"
+        )
     return Launch(**values)
 
 
@@ -533,12 +543,12 @@ def train_settings(path: str | Path, row_id: str) -> tuple[dict[str, Any], Launc
     return values, suite.launch
 
 
-def apply_threads(launch: Launch) -> None:
-    """Pin torch's CPU threads to ``launch.threads`` (results on the CPU depend on the count)."""
-    if launch.threads > 0:
-        import torch
+def apply_cpu_settings(launch: Launch, where: str = "launch") -> None:
+    """Pin torch's CPU threads and kernels' instruction set to the launch settings (results on
+    the CPU depend on both). Call before torch runs anything."""
+    from hrnet.engine.cpu import pin_cpu
 
-        torch.set_num_threads(launch.threads)
+    pin_cpu(launch.threads, launch.cpu_isa, where=where)
 
 
 def launch_settings(path: str | Path) -> Launch:

@@ -191,10 +191,12 @@ class Tracker:
         tracking_uri: str | None = None,
         experiment: str = "hrnet-zoo",
         data: str = "",
+        tags: Mapping[str, str] | None = None,
     ) -> Tracker:
         """Open the row's run for training: reuse the one in ``run_dir/mlflow_run.json`` when
-        it lives on the same server (a resumed training), else create one. Logs params and tags
-        and starts system metrics (when psutil is installed).
+        it lives on the same server (a resumed training), else create one. Logs params, the
+        lineage tags and ``tags`` (the CPU kernels and threads, say), and starts system metrics
+        (when psutil is installed).
 
         Raises:
             HRNetError: the tracking server does not answer (checked before anything else).
@@ -225,7 +227,7 @@ class Tracker:
             client.log_batch(
                 run_id,
                 params=[Param(k, v) for k, v in new_params.items()],
-                tags=[RunTag(k, v) for k, v in _lineage_tags(data).items()],
+                tags=[RunTag(k, v) for k, v in {**_lineage_tags(data), **(tags or {})}.items()],
             )
         except HRNetError:
             limits.exit()

@@ -109,6 +109,11 @@ def test_catalogue_weights_resolve_to_the_fetched_file(tmp_path) -> None:
         ("pretrained: runs/a/model.pt", "pretrained: runs/zz/model.pt", "not the model of another row"),
         ("  progress: false", "  progress: false\n  gpus: 8", "launch: unknown key"),
         (
+            "  progress: false",
+            "  progress: false\n  cpu_isa: avx3",
+            "launch.cpu_isa 'avx3' is not one of avx2, avx512",
+        ),
+        (
             '    dataset: digits\n    schedule: "1e"\n    metric: top1\n    mode: max\n    published:\n      - {metric: top1',
             '    dataset: nowhere\n    schedule: "1e"\n    metric: top1\n    mode: max\n    published:\n      - {metric: top1',
             "dataset 'nowhere' is not an entry",

@@ -1,0 +1,80 @@
+"""Pinning the CPU kernels' instruction set: ATen and oneDNN run the pinned set, a late pin is an
+error, a CPU without the set keeps its own kernels with a warning."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from hrnet.engine import cpu
+
+FLAGS = cpu.cpu_flags()
+HAS_AVX2 = FLAGS is not None and {"avx2", "fma"} <= FLAGS
+
+CONV = (
+    "import torch; torch.manual_seed(0); "
+    "conv = torch.nn.Conv2d(16, 16, 3); x = torch.randn(16, 16, 24, 24, requires_grad=True); "
+    "conv(x).square().sum().backward(); "
+    "import hashlib; print('grad', hashlib.md5(x.grad.numpy().tobytes()).hexdigest()); "
+    "print('aten', torch.backends.cpu.get_cpu_capability())"
+)
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")}
+    return subprocess.run(
+        [sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.skipif(not HAS_AVX2, reason="this CPU has no AVX2")
+def test_pinned_avx2_reaches_aten_and_onednn_and_equals_a_run_started_under_the_variables() -> None:
+    pinned = _python(f"from hrnet.engine.cpu import pin_cpu; pin_cpu(1, 'avx2'); {CONV}", ONEDNN_VERBOSE="1")
+    assert pinned.returncode == 0, pinned.stderr
+    assert "aten AVX2" in pinned.stdout
+    # oneDNN names the ISA it dispatches to and the kernel of each convolution it runs
+    tail = pinned.stdout[-2000:]
+    assert "isa:Intel AVX2" in pinned.stdout and "convolution,jit:avx2" in pinned.stdout, tail
+    # the same computation in a process started with oneDNN's and ATen's own variables set by hand
+    by_hand = _python(
+        f"import torch; torch.set_num_threads(1); {CONV}",
+        ATEN_CPU_CAPABILITY="avx2",
+        ONEDNN_MAX_CPU_ISA="AVX2",
+    )
+    grad = [line for line in pinned.stdout.splitlines() if line.startswith("grad")]
+    assert grad and grad == [line for line in by_hand.stdout.splitlines() if line.startswith("grad")]
+
+
+@pytest.mark.skipif(not HAS_AVX2, reason="this CPU has no AVX2")
+def test_a_pin_after_torch_ran_kernels_is_an_error_naming_the_variables() -> None:
+    late = _python(
+        f"{CONV}\nfrom hrnet.engine.cpu import pin_cpu\npin_cpu(0, 'avx2', where='params.yaml launch')",
+        ATEN_CPU_CAPABILITY="default",
+    )
+    assert late.returncode != 0
+    assert "params.yaml launch: cpu_isa avx2 set too late" in late.stderr
+    assert "ATEN_CPU_CAPABILITY" in late.stderr
+
+
+def test_a_cpu_without_the_set_keeps_its_kernels_and_says_so(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset({"sse2", "avx"}))
+    monkeypatch.setattr(cpu.platform, "machine", lambda: "x86_64")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    cpu.pin_cpu(0, "avx2", where="p.yaml launch")
+    assert (
+        "p.yaml launch: cpu_isa avx2 not applied on this CPU (x86_64: it lacks avx2, fma)"
+        in capsys.readouterr().err
+    )
+    assert "ONEDNN_MAX_CPU_ISA" not in os.environ
+    with pytest.raises(cpu.HRNetError, match="cpu_isa 'sse9' is not one of avx2, avx512"):
+        cpu.pin_cpu(0, "sse9")
+
+
+def test_cpu_flags_reads_the_flags_line(tmp_path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 fma\n\n")
+    assert cpu.cpu_flags(info) == {"fpu", "sse2", "avx2", "fma"}
+    assert cpu.cpu_flags(tmp_path / "missing") is None
