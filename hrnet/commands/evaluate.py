@@ -58,10 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    _launch_defaults(args)  # first: it pins the CPU kernels before torch is imported
     from hrnet.engine.config import EvalConfig
     from hrnet.engine.evaluate import evaluate_run
 
-    _launch_defaults(args)
     published = None
     if args.weights is not None:
         from hrnet.commands._published import import_published

@@ -53,21 +53,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _resolve_config(args: argparse.Namespace) -> TrainConfig:
     """Defaults < the params file's row (and launch section) < flags given on the command line.
 
-    Fills the launch flags left unset (``None``) from the params file's ``launch:`` section."""
-    from hrnet.engine.config import config_from_mapping, config_overrides
+    Fills the launch flags left unset (``None``) from the params file's ``launch:`` section, and
+    pins the CPU threads and kernels it names before numpy and torch are imported."""
     from hrnet.errors import HRNetError
     from hrnet.mlops.rows import Launch
 
-    base, launch = None, Launch()
+    values, launch = None, Launch()
     if args.params is not None:
-        from hrnet.mlops.rows import train_settings
+        from hrnet.mlops.rows import apply_cpu_settings, train_settings
 
         if not args.row:
             raise HRNetError(f"{args.params}: --params needs --row ROW_ID")
         values, launch = train_settings(args.params, args.row)
-        from hrnet.mlops.rows import apply_cpu_settings
-
         apply_cpu_settings(launch, where=f"{args.params} launch")
+    from hrnet.engine.config import config_from_mapping, config_overrides
+
+    base = None
+    if values is not None:
         base = config_from_mapping(values, source=f"{args.params} rows.{args.row}.train")
     for flag in ("resume", "progress", "experiment", "nproc_per_node", "nnodes", "rdzv_endpoint"):
         if getattr(args, flag) is None:
@@ -101,10 +103,11 @@ def _worker_args(args: argparse.Namespace, cfg: TrainConfig) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from hrnet.engine import distributed
     from hrnet.errors import HRNetError
 
-    cfg = _resolve_config(args)
+    cfg = _resolve_config(args)  # first: it pins the CPU kernels before torch is imported
+    from hrnet.engine import distributed
+
     if args.nproc_per_node < 1 or args.nnodes < 1:
         raise HRNetError("train: --nproc-per-node and --nnodes must be >= 1")
 

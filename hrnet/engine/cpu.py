@@ -1,11 +1,13 @@
 """Pin what results on the CPU depend on: torch's thread count and its kernels' instruction set.
 
-ATen's vectorised kernels and oneDNN (convolutions) pick the widest instruction set the CPU offers,
-and so does MKL (matrix products) on Intel CPUs. A sum split into 16 lanes (AVX-512) rounds differently from one
-split into 8 (AVX2), and training amplifies the difference: the same commit, seed and thread
-count gave segmentation mIoU 0.744 on an AVX-512 machine and 0.767 on an AVX2 one. Pinned to
-AVX2, the AVX-512 machine gives 0.767 too. Nothing here imports torch before the pin is set: each
-of the three libraries reads its setting from the environment when it first runs a kernel.
+numpy's and ATen's vectorised kernels, OpenBLAS (numpy's matrix products) and oneDNN
+(convolutions) pick the widest instruction set the CPU offers, and so does MKL (torch's matrix
+products) on Intel CPUs. A sum split into 16 lanes
+(AVX-512) rounds differently from one split into 8 (AVX2), and training amplifies the difference:
+the same commit, seed and thread count gave segmentation mIoU 0.744 on an AVX-512 machine and
+0.767 on an AVX2 one; pinned to AVX2, the AVX-512 machine gives 0.767 too. The pin is a set of
+environment variables, read by each library when it starts: ``hrnet train`` and ``hrnet
+evaluate`` set them before they import numpy or torch.
 """
 
 from __future__ import annotations
@@ -17,11 +19,26 @@ from pathlib import Path
 
 from hrnet.errors import HRNetError
 
-# name -> ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, MKL_ENABLE_INSTRUCTIONS, the CPU flags it needs
-ISAS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
-    "avx2": ("avx2", "AVX2", "AVX2", ("avx2", "fma")),
-    "avx512": ("avx512", "AVX512_CORE", "AVX512", ("avx512f", "avx512bw", "avx512vl", "avx512dq")),
+# name -> (the environment that pins each library, the CPU flags it needs). Each library reads its
+# variable once: numpy and its OpenBLAS when numpy is imported, ATen at its first kernel, oneDNN
+# and MKL at their first call. Each counts: numpy's float64 exp and log1p differ in the last bit
+# between its AVX-512 and AVX2 paths, and OpenBLAS's SkylakeX kernels (picked on an AVX-512 CPU)
+# round the pose row's small affine products differently from its Haswell ones: pinned but for
+# OpenBLAS, the pose row gave keypoint AP 0.379 on an AVX-512 machine against 0.375 on AVX2.
+ISAS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
+    "avx2": (
+        {
+            "ATEN_CPU_CAPABILITY": "avx2",
+            "ONEDNN_MAX_CPU_ISA": "AVX2",
+            "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+            "NPY_ENABLE_CPU_FEATURES": "SSSE3 SSE41 POPCNT SSE42 AVX F16C FMA3 AVX2",
+            "OPENBLAS_CORETYPE": "Haswell",  # OpenBLAS's AVX2 kernels (numpy's and scipy's matmul)
+        },
+        ("avx2", "fma", "f16c"),
+    ),
 }
+# numpy's dispatch targets above AVX2: enabled in a numpy imported before the pin
+_NUMPY_ABOVE_AVX2 = ("AVX512F", "AVX512CD", "AVX512_SKX", "AVX512_CLX", "AVX512_ICL", "AVX512_SPR")
 
 
 def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str] | None:
@@ -37,19 +54,19 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str] | None:
 
 
 def pin_cpu(threads: int = 0, isa: str = "", *, where: str = "launch") -> None:
-    """Set torch's CPU threads (``threads > 0``) and the instruction set its kernels use
-    (``isa``: ``avx2`` or ``avx512``; ``""`` leaves the libraries' own choice).
+    """Set torch's CPU threads (``threads > 0``) and the instruction set the CPU kernels of numpy,
+    ATen, oneDNN and MKL use (``isa``: ``avx2``; ``""`` leaves the libraries' own choice).
 
     A CPU without the set (or not x86-64) keeps its own kernels, with a warning: its results may
-    differ in the last digits from a pinned machine's. Must run before torch's first CPU kernel
-    in this process; after that ATen's choice is fixed and this raises HRNetError.
+    differ in the last digits from a pinned machine's. Must run before this process imports numpy
+    (torch imports it); a pin that comes too late raises HRNetError.
     """
     if isa:
         if isa not in ISAS:
             raise HRNetError(
                 f"{where}: cpu_isa {isa!r} is not one of {', '.join(ISAS)} ('' for the CPU's own)"
             )
-        aten, onednn, mkl, needs = ISAS[isa]
+        env, needs = ISAS[isa]
         flags = cpu_flags() if platform.machine().lower() in ("x86_64", "amd64") else frozenset()
         missing = None if flags is None else [flag for flag in needs if flag not in flags]
         if missing is None or missing:
@@ -60,22 +77,28 @@ def pin_cpu(threads: int = 0, isa: str = "", *, where: str = "launch") -> None:
                 file=sys.stderr,
             )
         else:
-            os.environ["ATEN_CPU_CAPABILITY"] = aten
-            os.environ["ONEDNN_MAX_CPU_ISA"] = onednn
-            os.environ["MKL_ENABLE_INSTRUCTIONS"] = mkl
+            os.environ.update(env)
+            import numpy
             import torch
 
+            wider = [name for name in _NUMPY_ABOVE_AVX2 if _numpy_features(numpy).get(name)]
             got = torch.backends.cpu.get_cpu_capability()
-            if got.lower() != aten:
+            if wider or got.lower() != env["ATEN_CPU_CAPABILITY"]:
                 raise HRNetError(
-                    f"{where}: cpu_isa {isa} set too late: torch already runs {got} kernels in this "
-                    "process (set ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA and MKL_ENABLE_INSTRUCTIONS "
-                    "before it starts)"
+                    f"{where}: cpu_isa {isa} set too late: this process already runs "
+                    f"{', '.join(wider) or got} kernels (numpy and torch were imported or used before "
+                    f"the pin; set {', '.join(env)} in the environment before Python starts)"
                 )
     if threads > 0:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def _numpy_features(numpy) -> dict[str, bool]:
+    """numpy's CPU features as it dispatches them (after NPY_ENABLE_CPU_FEATURES)."""
+    core = getattr(numpy, "_core", None) or numpy.core
+    return dict(getattr(core._multiarray_umath, "__cpu_features__", {}))
 
 
 def cpu_tags() -> dict[str, str]:

@@ -118,7 +118,7 @@ class Launch:
     experiment: str = "hrnet-zoo"
     eval_batch_size: int = 16
     threads: int = 0  # CPU threads of torch (0 = its default: the cores); pin it to compare machines
-    # instruction set of torch's CPU kernels (avx2, avx512; "" = the widest the CPU has): results
+    # instruction set of the CPU kernels of numpy and torch (avx2; "" = the widest the CPU has): results
     # on the CPU depend on it too (hrnet/engine/cpu.py)
     cpu_isa: str = ""
 

@@ -102,7 +102,14 @@ def test_a_launch_setting_invalidates_nothing_and_a_recipe_value_does(project):
     path = project / "params.yaml"
     params = yaml.safe_load(path.read_text())
     params["launch"].update(
-        {"workers": 2, "progress": True, "resume": True, "eval_batch_size": 7, "experiment": "x"}
+        {
+            "workers": 2,
+            "progress": True,
+            "resume": True,
+            "eval_batch_size": 7,
+            "experiment": "x",
+            "cpu_isa": "",
+        }
     )
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     status = run([DVC, "status", "evaluate@digits_cls"], project, env=env).stdout
