@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help="params file whose launch: section gives this machine's defaults for --batch-size "
-        "(eval_batch_size), --workers and --device",
+        "(eval_batch_size), --workers and --device, and pins the CPU threads and kernels (threads, cpu_isa)",
     )
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0], help="segmentation test scales")
     parser.add_argument("--flip", action="store_true", help="flip test (segmentation, pose, landmarks)")
@@ -121,14 +121,15 @@ def _attach_tracking(args: argparse.Namespace):  # -> Tracker | None
 
 
 def _launch_defaults(args: argparse.Namespace) -> None:
-    """Fill --batch-size/--workers/--device/--progress left unset from ``--launch`` (or the defaults)."""
+    """Fill --batch-size/--workers/--device/--progress left unset from ``--launch`` (or the
+    defaults), and pin the CPU threads and kernels it names."""
     if args.launch is not None:
         from hrnet.mlops.rows import launch_settings
 
         launch = launch_settings(args.launch)
         from hrnet.mlops.rows import apply_cpu_settings
 
-        apply_cpu_settings(launch, where=f"{args.launch} launch")
+        apply_cpu_settings(launch, where=f"{args.launch}: launch")
         defaults = {
             "batch_size": launch.eval_batch_size,
             "workers": launch.workers,

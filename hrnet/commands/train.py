@@ -55,21 +55,19 @@ def _resolve_config(args: argparse.Namespace) -> TrainConfig:
 
     Fills the launch flags left unset (``None``) from the params file's ``launch:`` section, and
     pins the CPU threads and kernels it names before numpy and torch are imported."""
+    from hrnet.engine.config import config_from_mapping, config_overrides
     from hrnet.errors import HRNetError
     from hrnet.mlops.rows import Launch
 
-    values, launch = None, Launch()
+    base, launch = None, Launch()
     if args.params is not None:
-        from hrnet.mlops.rows import apply_cpu_settings, train_settings
+        from hrnet.mlops.rows import apply_cpu_settings, launch_settings, train_settings
 
         if not args.row:
             raise HRNetError(f"{args.params}: --params needs --row ROW_ID")
+        # the launch section alone first: reading the rows may import numpy (the fetch catalogue)
+        apply_cpu_settings(launch_settings(args.params), where=f"{args.params}: launch")
         values, launch = train_settings(args.params, args.row)
-        apply_cpu_settings(launch, where=f"{args.params} launch")
-    from hrnet.engine.config import config_from_mapping, config_overrides
-
-    base = None
-    if values is not None:
         base = config_from_mapping(values, source=f"{args.params} rows.{args.row}.train")
     for flag in ("resume", "progress", "experiment", "nproc_per_node", "nnodes", "rdzv_endpoint"):
         if getattr(args, flag) is None:

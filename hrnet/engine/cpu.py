@@ -31,14 +31,13 @@ ISAS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
             "ATEN_CPU_CAPABILITY": "avx2",
             "ONEDNN_MAX_CPU_ISA": "AVX2",
             "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+            # numpy 2.0-2.3's names (the lock's numpy; 2.4 groups them as X86_V2..V4)
             "NPY_ENABLE_CPU_FEATURES": "SSSE3 SSE41 POPCNT SSE42 AVX F16C FMA3 AVX2",
             "OPENBLAS_CORETYPE": "Haswell",  # OpenBLAS's AVX2 kernels (numpy's and scipy's matmul)
         },
         ("avx2", "fma", "f16c"),
     ),
 }
-# numpy's dispatch targets above AVX2: enabled in a numpy imported before the pin
-_NUMPY_ABOVE_AVX2 = ("AVX512F", "AVX512CD", "AVX512_SKX", "AVX512_CLX", "AVX512_ICL", "AVX512_SPR")
 
 
 def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str] | None:
@@ -53,19 +52,23 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str] | None:
     return None
 
 
+def check_isa(isa: str, where: str) -> None:
+    """Raise HRNetError naming ``where`` when ``isa`` is not a known instruction set (or "")."""
+    if isa and isa not in ISAS:
+        raise HRNetError(f"{where}: cpu_isa {isa!r} is not one of {', '.join(ISAS)} ('' for the CPU's own)")
+
+
 def pin_cpu(threads: int = 0, isa: str = "", *, where: str = "launch") -> None:
     """Set torch's CPU threads (``threads > 0``) and the instruction set the CPU kernels of numpy,
-    ATen, oneDNN and MKL use (``isa``: ``avx2``; ``""`` leaves the libraries' own choice).
+    OpenBLAS, ATen, oneDNN and MKL use (``isa``: ``avx2``; ``""`` leaves the libraries' own choice).
 
     A CPU without the set (or not x86-64) keeps its own kernels, with a warning: its results may
     differ in the last digits from a pinned machine's. Must run before this process imports numpy
-    (torch imports it); a pin that comes too late raises HRNetError.
+    (torch imports it). A pin that comes too late raises HRNetError where it would change
+    something (on a CPU with instruction sets wider than the pinned one).
     """
+    check_isa(isa, where)
     if isa:
-        if isa not in ISAS:
-            raise HRNetError(
-                f"{where}: cpu_isa {isa!r} is not one of {', '.join(ISAS)} ('' for the CPU's own)"
-            )
         env, needs = ISAS[isa]
         flags = cpu_flags() if platform.machine().lower() in ("x86_64", "amd64") else frozenset()
         missing = None if flags is None else [flag for flag in needs if flag not in flags]
@@ -77,28 +80,23 @@ def pin_cpu(threads: int = 0, isa: str = "", *, where: str = "launch") -> None:
                 file=sys.stderr,
             )
         else:
+            os.environ.pop("NPY_DISABLE_CPU_FEATURES", None)  # numpy refuses both at once
             os.environ.update(env)
             import numpy
             import torch
 
-            wider = [name for name in _NUMPY_ABOVE_AVX2 if _numpy_features(numpy).get(name)]
+            numpy_wider = numpy._core._multiarray_umath.__cpu_features__["AVX512F"]
             got = torch.backends.cpu.get_cpu_capability()
-            if wider or got.lower() != env["ATEN_CPU_CAPABILITY"]:
+            if numpy_wider or got.lower() != env["ATEN_CPU_CAPABILITY"]:
                 raise HRNetError(
                     f"{where}: cpu_isa {isa} set too late: this process already runs "
-                    f"{', '.join(wider) or got} kernels (numpy and torch were imported or used before "
-                    f"the pin; set {', '.join(env)} in the environment before Python starts)"
+                    f"{'AVX512F' if numpy_wider else got} kernels (numpy was imported before the pin; "
+                    f"set {', '.join(env)} in the environment before Python starts)"
                 )
     if threads > 0:
         import torch
 
         torch.set_num_threads(threads)
-
-
-def _numpy_features(numpy) -> dict[str, bool]:
-    """numpy's CPU features as it dispatches them (after NPY_ENABLE_CPU_FEATURES)."""
-    core = getattr(numpy, "_core", None) or numpy.core
-    return dict(getattr(core._multiarray_umath, "__cpu_features__", {}))
 
 
 def cpu_tags() -> dict[str, str]:

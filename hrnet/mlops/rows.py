@@ -323,13 +323,9 @@ def _launch(entry: Any, path: Path) -> Launch:
             values[key] = kind(value)
         except (TypeError, ValueError):
             raise HRNetError(f"{path}: launch.{key}: cannot use {value!r}") from None
-    from hrnet.engine.cpu import ISAS
+    from hrnet.engine.cpu import check_isa
 
-    if values.get("cpu_isa", "") not in ("", *ISAS):
-        raise HRNetError(
-            f"{path}: launch.cpu_isa {values['cpu_isa']!r} is not one of {', '.join(ISAS)} "
-            "('' for the CPU's own)"
-        )
+    check_isa(values.get("cpu_isa", ""), f"{path}: launch")
     return Launch(**values)
 
 
@@ -544,8 +540,8 @@ def train_settings(path: str | Path, row_id: str) -> tuple[dict[str, Any], Launc
 
 
 def apply_cpu_settings(launch: Launch, where: str = "launch") -> None:
-    """Pin torch's CPU threads and kernels' instruction set to the launch settings (results on
-    the CPU depend on both). Call before torch runs anything."""
+    """Pin torch's CPU threads and the CPU kernels' instruction set to the launch settings
+    (results on the CPU depend on both). Call before numpy is imported (torch imports it)."""
     from hrnet.engine.cpu import pin_cpu
 
     pin_cpu(launch.threads, launch.cpu_isa, where=where)

@@ -111,7 +111,7 @@ def test_catalogue_weights_resolve_to_the_fetched_file(tmp_path) -> None:
         (
             "  progress: false",
             "  progress: false\n  cpu_isa: avx3",
-            "launch.cpu_isa 'avx3' is not one of avx2",
+            "launch: cpu_isa 'avx3' is not one of avx2",
         ),
         (
             '    dataset: digits\n    schedule: "1e"\n    metric: top1\n    mode: max\n    published:\n      - {metric: top1',
