@@ -59,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _launch_defaults(args)  # first: it pins the CPU kernels before torch is imported
+    from hrnet.engine.cpu import keep_freed_memory
+
+    keep_freed_memory()  # each batch's buffers stay mapped (system time, not results)
     from hrnet.engine.config import EvalConfig
     from hrnet.engine.evaluate import evaluate_run
 

@@ -105,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = _resolve_config(args)  # first: it pins the CPU kernels before torch is imported
     from hrnet.engine import distributed
+    from hrnet.engine.cpu import keep_freed_memory
+
+    keep_freed_memory()  # each step's buffers stay mapped (system time, not results)
 
     if args.nproc_per_node < 1 or args.nnodes < 1:
         raise HRNetError("train: --nproc-per-node and --nnodes must be >= 1")

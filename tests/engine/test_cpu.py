@@ -89,3 +89,38 @@ def test_cpu_flags_reads_the_flags_line(tmp_path) -> None:
     info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 fma\n\n")
     assert cpu.cpu_flags(info) == {"fpu", "sse2", "avx2", "fma"}
     assert cpu.cpu_flags(tmp_path / "missing") is None
+
+
+FAULTS = (
+    "import hashlib, resource, sys, torch\n"
+    "from hrnet.engine.cpu import keep_freed_memory\n"
+    "applied = keep_freed_memory() if sys.argv[1] == '1' else False\n"
+    "torch.set_num_threads(1); torch.manual_seed(0)\n"
+    "conv = torch.nn.Sequential(torch.nn.Conv2d(8, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(32, 8, 3))\n"
+    "x = torch.randn(16, 8, 48, 48)\n"
+    "def step():\n"
+    "    conv.zero_grad(); conv(x).square().mean().backward()\n"
+    "    blocks = [torch.empty((s << 20) // 4).fill_(1.0) for s in (1, 3, 6, 12, 24, 2, 8)]\n"
+    "    del blocks\n"
+    "step(); before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+    "for _ in range(10): step()\n"
+    "faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before\n"
+    "grads = b''.join(p.grad.numpy().tobytes() for p in conv.parameters())\n"
+    "print(applied, faults, hashlib.md5(grads).hexdigest())\n"
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_keep_freed_memory_saves_page_faults_and_changes_no_result():
+    def run(flag: str) -> tuple[str, int, str]:
+        out = subprocess.run(
+            [sys.executable, "-c", FAULTS, flag], capture_output=True, text=True, check=True
+        ).stdout.split()
+        return out[0], int(out[1]), out[2]
+
+    default, kept = run("0"), run("1")
+    if kept[0] != "True":
+        pytest.skip("not glibc: keep_freed_memory changes nothing")
+    assert kept[2] == default[2], "the gradients differ with the allocator settings"
+    # glibc's defaults map and fault in the large blocks again on every step
+    assert kept[1] * 3 < default[1], (kept[1], default[1])
