@@ -110,7 +110,7 @@ def keep_freed_memory() -> bool:
     own ``mmap`` and hands the freed top of the heap back to the kernel, so every step's
     activations and gradients fault in fresh zeroed pages: ~50 s of system time in a CPU
     ``make demo``. Fixing the mmap threshold at its maximum (32 MiB) and trimming only above 1 GiB
-    keeps those pages mapped; a process holds at most that much freed memory. Where each block
+    keeps those pages mapped (up to 1 GiB freed at the top of the heap stays with the process). Where each block
     comes from changes no result (torch aligns every CPU tensor to 64 bytes either way).
     Returns whether the settings were applied (glibc only; elsewhere nothing changes).
     """
