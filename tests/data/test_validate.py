@@ -80,7 +80,15 @@ def test_cli_valid_dataset_writes_summary_and_docs(embedded, tmp_path, capsys):
         "ExpectColumnPairValuesToBeEqual",
         "ExpectTableRowCountToBeBetween",
     }
-    assert (out / "data_docs" / "index.html").is_file()
+    docs = out / "data_docs"
+    assert (docs / "index.html").is_file()
+    # the site built once after the last table still has every table's suite and result page,
+    # and the index links each result
+    index = (docs / "index.html").read_text()
+    for table in summary["rows"]:
+        assert (docs / "expectations" / "coco_instances" / f"{table}.html").is_file(), table
+        (page,) = (docs / "validations" / "coco_instances" / table).rglob("*.html")
+        assert page.relative_to(docs).as_posix() in index, table
     assert not list(out.glob(".summary.json.*"))  # no temp file left
 
 
