@@ -67,13 +67,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def console() -> int:
-    """The ``hrnet`` executable: :func:`main`, then every object still alive is frozen out of the
-    cyclic garbage collector (:func:`gc.freeze`) before the interpreter exits. The process ends
-    right after, and its shutdown no longer walks the ~1M objects torch, MLflow and Great
-    Expectations leave: 1.4-1.6 s down to 0.25 s after ``hrnet train`` on 2 CPU cores. Not done in
-    :func:`main`, which tests and other programs call in a process that goes on."""
+    """The ``hrnet`` executable: :func:`main` with two settings of Python's cyclic garbage
+    collector that change no result, only the time a process spends walking its objects.
+
+    - The first generation is collected every 10,000 net allocations instead of 700. Importing
+      torch, torchvision, MLflow and Great Expectations runs 9 full collections with the default
+      and none with this (5.3-5.6 s -> 4.5-4.6 s on 2 CPU cores; with the collector off, 4.2-4.5 s),
+      and each ``hrnet`` process of the embedded suite starts 0.4-0.9 s sooner. Cycles are still
+      collected, only in larger batches.
+    - After :func:`main`, every object still alive is frozen out of the collector
+      (:func:`gc.freeze`) before the interpreter exits: its shutdown no longer walks the ~1M
+      objects those libraries leave (1.4-1.6 s down to 0.25 s after ``hrnet train``).
+
+    Neither is done in :func:`main`, which tests and other programs call in a process that goes on.
+    """
     import gc
 
+    gc.set_threshold(10_000, 10, 10)
     try:
         return main()
     finally:
