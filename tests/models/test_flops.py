@@ -8,6 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from hrnet.cli import main
 from hrnet.models import create_model
@@ -39,6 +41,34 @@ def test_count_flops_uses_in_chans_and_real_tensors() -> None:
         meta = count_flops(create_model("hrnet_w18_small", in_chans=1, num_classes=10), (32, 32))
     assert real == meta
     assert real.macs > 0
+
+
+class _Resizing(nn.Module):
+    """Convs between every way a model resizes: nn.Upsample, interpolate by size (keyword) and by
+    scale factor (positional, with the mode)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.a, self.b, self.c = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 1), nn.Conv2d(4, 2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.a(self.up(x))
+        x = self.b(F.interpolate(x, size=(7, 9), mode="bilinear", align_corners=False))
+        return self.c(F.interpolate(x, None, 1.5, "bilinear"))
+
+
+def test_interpolation_is_counted_by_shape_only() -> None:
+    """The count with interpolation skipped equals torch's own FlopCounterMode on real tensors."""
+    model = _Resizing().eval()
+    with FlopCounterMode(display=False) as reference, torch.no_grad():
+        out = model(torch.zeros(1, 3, 5, 6))
+    assert out.shape == (1, 2, 8, 11)  # 7x9 * 1.5 -> 10x13, then a 3x3 conv without padding
+    flops = count_flops(model, (5, 6))
+    assert flops.macs == reference.get_total_flops() // 2
+    assert flops.macs == 4 * 27 * 10 * 12 + 4 * 4 * 7 * 9 + 2 * 36 * 8 * 11
+    with torch.device("meta"):
+        assert count_flops(_Resizing(), (5, 6)) == flops
 
 
 def test_trainable_only_params() -> None:
