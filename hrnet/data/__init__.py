@@ -8,6 +8,10 @@ ADE20K, Pascal VOC, Pascal Context), :mod:`~hrnet.data.landmarks` (300W, WFLW, C
 :mod:`~hrnet.data.validation` the Great Expectations validators (one module per format family,
 validating each split from its reader's file index).
 
+The readers are map-style datasets (``len(ds)``, ``ds[i]``) that :class:`torch.utils.data.DataLoader`
+takes as they are; they do not subclass ``torch.utils.data.Dataset`` and import torch only where
+they make tensors, so a file index (and so ``hrnet validate``) does not load torch.
+
 Names are imported lazily on first use, so ``import hrnet.data`` stays cheap.
 """
 

@@ -14,14 +14,15 @@ import io
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from hrnet.data.io import load_json, read_image, read_label_map
 from hrnet.errors import HRNetError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["STUFF_IGNORE", "STUFF_NUM_CLASSES", "CocoDetection", "CocoKeypoints", "load_coco", "stuff_map_path"]
 
@@ -123,7 +124,7 @@ def _read_checked_image(image_dir: Path, info: dict, ann_file: Path) -> torch.Te
 # instances
 
 
-class CocoDetection(Dataset):
+class CocoDetection:
     """COCO instances for torchvision-style detection (Faster/Mask/Cascade R-CNN).
 
     Items are ``(image, target)``. Without ``transforms`` ``image`` is a ``tv_tensors.Image``
@@ -190,6 +191,7 @@ class CocoDetection(Dataset):
         return len(self.ids)
 
     def __getitem__(self, index: int) -> tuple[Any, dict]:
+        import torch
         from torchvision import tv_tensors
 
         image_id = self.ids[index]
@@ -257,7 +259,7 @@ class CocoDetection(Dataset):
 # person keypoints
 
 
-class CocoKeypoints(Dataset):
+class CocoKeypoints:
     """COCO person keypoints as top-down samples: one item per person box.
 
     Boxes come from the ground truth (non-crowd person annotations whose box has an area) or,
@@ -373,6 +375,8 @@ class CocoKeypoints(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[Any, dict]:
+        import torch
+
         sample = self.samples[index]
         info = self.coco.imgs[sample["image_id"]]
         image = _read_checked_image(self.image_dir, info, self.ann_file)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch.utils.data import Dataset
+from typing import TYPE_CHECKING, Any
 
 from hrnet.data.io import DataFileError, image_files, read_image
 from hrnet.errors import HRNetError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["ImageFolderDataset", "imagefolder_files"]
 
@@ -38,7 +38,7 @@ def imagefolder_files(root: str | Path, split: str) -> tuple[list[str], list[tup
     return classes, samples
 
 
-class ImageFolderDataset(Dataset):
+class ImageFolderDataset:
     """Images sorted into one folder per class, as ImageNet's ``train/`` and ``val/`` trees.
 
     Classes are the sorted sub-folder names of ``root/split``; ``class_to_idx`` maps them to

@@ -45,8 +45,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from hrnet.data.io import IMAGE_EXTENSIONS, DataFileError, read_image
 from hrnet.errors import HRNetError
@@ -166,7 +164,7 @@ class FaceRecord:
 FaceIndex = tuple[list[FaceRecord], list[DataFileError]]
 
 
-class LandmarkDataset(Dataset):
+class LandmarkDataset:
     """Faces with a fixed number of landmarks; one item per face.
 
     Items are ``(image, target)``. Without ``transforms``: ``tv_tensors.Image`` uint8
@@ -207,6 +205,8 @@ class LandmarkDataset(Dataset):
         return len(self.records)
 
     def __getitem__(self, index: int) -> tuple[Any, dict]:
+        import torch
+
         path, points, center, scale = self.records[index]
         image = read_image(path, record=f"face {index}")
         a, b = self.norm_indices

@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from hrnet.data.io import DataFileError, image_files, read_image, read_label_map, read_split_file
 from hrnet.errors import HRNetError
@@ -72,7 +70,7 @@ def reduce_zero_label_lut() -> np.ndarray:
     return lut.astype(np.uint8)
 
 
-class SegmentationDataset(Dataset):
+class SegmentationDataset:
     """Pairs of image and label map files, with a lookup table to training ids.
 
     Items are ``(image, mask)``: ``tv_tensors.Image`` uint8 ``[3, H, W]`` and
@@ -122,6 +120,7 @@ class SegmentationDataset(Dataset):
         return self.lut[read_label_map(mask_path, record=f"label map of {image_path.name}")]
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
+        import torch
         from torchvision import tv_tensors
 
         image_path, mask_path = self.samples[index]

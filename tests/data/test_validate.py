@@ -383,3 +383,36 @@ def test_wflw_and_cofw_validators_report_what_the_readers_refuse(tmp_path):
         COFW(root, "test")
     report = validate_dataset("landmarks_cofw", root=root, split="test")
     assert [(f.record, f.reason) for f in report.failures] == [("line 3", "non-numeric or missing value")]
+
+
+_VALIDATE_WITHOUT_TORCH = """
+import json, sys
+import hrnet.data.coco, hrnet.data.dis, hrnet.data.driving, hrnet.data.imagefolder
+import hrnet.data.landmarks, hrnet.data.mfn, hrnet.data.segmentation
+from hrnet.data.validation import validate_dataset
+for fmt, root, split, kwargs in json.loads(sys.argv[1]):
+    report = validate_dataset(fmt, root=root, split=split, **kwargs)
+    assert report.success, (fmt, report.failures)
+assert "torch" not in sys.modules, "a reader or validator imported torch"
+print("validated", len(json.loads(sys.argv[1])))
+"""
+
+
+def test_validating_every_layout_imports_no_torch(embedded, tmp_path):
+    """The readers' file indexes, which the validators share, need no torch: the readers import it
+    where they make tensors, so each ``hrnet validate`` process skips its import (~1 s here)."""
+    runs = [[fmt, str(embedded / name), "train", kw] for name, fmt, kw in CASES]
+    for fmt, (make, split, kwargs, _) in LAYOUTS.items():
+        runs.append([fmt, str(make(tmp_path / fmt)), split, kwargs])
+    runs += [
+        [fmt, str(make(tmp_path / fmt)), "test", {}]
+        for fmt, make in (("landmarks_wflw", make_wflw), ("landmarks_cofw", make_cofw))
+    ]
+    out = subprocess.run(
+        [sys.executable, "-c", _VALIDATE_WITHOUT_TORCH, json.dumps(runs)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["validated", str(len(runs))]
