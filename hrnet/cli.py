@@ -73,8 +73,8 @@ def console() -> int:
     - The first generation is collected every 10,000 net allocations instead of 700. Importing
       torch, torchvision, MLflow and Great Expectations runs 9 full collections with the default
       and none with this (5.3-5.6 s -> 4.5-4.6 s on 2 CPU cores; with the collector off, 4.2-4.5 s),
-      and each ``hrnet`` process of the embedded suite starts 0.4-0.9 s sooner. Cycles are still
-      collected, only in larger batches.
+      and each ``hrnet`` process of the embedded suite starts 0.4-1.0 s sooner (``hrnet
+      evaluate`` 5.1-5.8 s against 6.0-6.8 s). Cycles are still collected, in larger batches.
     - After :func:`main`, every object still alive is frozen out of the collector
       (:func:`gc.freeze`) before the interpreter exits: its shutdown no longer walks the ~1M
       objects those libraries leave (1.4-1.6 s down to 0.25 s after ``hrnet train``).

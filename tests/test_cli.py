@@ -6,6 +6,8 @@ import gc
 import subprocess
 import sys
 
+import pytest
+
 # runs the executable's entry in a fresh interpreter; the atexit hook sees the collector as the
 # interpreter is about to shut down (after console() returned)
 _PROBE = """
@@ -27,9 +29,8 @@ def test_main_leaves_the_collector_as_it_found_it(capsys):
     from hrnet.cli import main
 
     before = (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled())
-    try:
+    with pytest.raises(SystemExit) as exit_:
         main(["info", "--help"])
-    except SystemExit as exc:
-        assert exc.code == 0
+    assert exit_.value.code == 0
     assert (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled()) == before
     assert "usage: hrnet info" in capsys.readouterr().out
