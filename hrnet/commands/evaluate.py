@@ -34,6 +34,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(eval_batch_size), --workers and --device, and pins the CPU threads and kernels (threads, cpu_isa)",
     )
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0], help="segmentation test scales")
+    parser.add_argument(
+        "--test-scale",
+        type=int,
+        nargs=2,
+        default=(),
+        metavar=("HEIGHT", "WIDTH"),
+        help="segmentation: rescale each test image to fit HEIGHT x WIDTH, keeping its aspect ratio "
+        "(--scales multiply it; default: the dataset's, Cityscapes 1024 2048, ADE20K and VOC 512 2048, "
+        "Pascal Context 520 520; other sets at their own size)",
+    )
+    parser.add_argument(
+        "--slide-crop",
+        type=int,
+        nargs=2,
+        default=(),
+        metavar=("HEIGHT", "WIDTH"),
+        help="segmentation: predict from windows of this size (with --slide-stride; default: whole images)",
+    )
+    parser.add_argument(
+        "--slide-stride", type=int, nargs=2, default=(), metavar=("HEIGHT", "WIDTH"), help="window stride"
+    )
     parser.add_argument("--flip", action="store_true", help="flip test (segmentation, pose, landmarks)")
     parser.add_argument(
         "--person-boxes",
@@ -79,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         device=args.device,
         scales=tuple(args.scales),
+        test_scale=tuple(args.test_scale),
+        slide_crop=tuple(args.slide_crop),
+        slide_stride=tuple(args.slide_stride),
         flip=args.flip,
         person_boxes=args.person_boxes,
         num_plots=args.num_plots,

@@ -38,6 +38,7 @@ __all__ = [
     "CITYSCAPES_CLASSES",
     "CITYSCAPES_ID_TO_TRAIN_ID",
     "PASCAL_CONTEXT_CLASSES",
+    "TEST_SCALES",
     "VOC_CLASSES",
     "Cityscapes",
     "MaskFolderSegmentation",
@@ -51,6 +52,19 @@ __all__ = [
     "reduce_zero_label_lut",
     "voc_files",
 ]
+
+# the test scale of the MMSegmentation benchmark sets, (height, width): each test image is
+# rescaled, keeping its aspect ratio, to the largest size that fits (long side <= the larger,
+# short side <= the smaller number), and a multi-scale ratio r fits it in int(r * scale);
+# open-mmlab/mmsegmentation (v0.x) configs/_base_/datasets/{cityscapes,ade20k,pascal_voc12,
+# pascal_context}.py, test_pipeline MultiScaleFlipAug img_scale (2048, 1024), (2048, 512),
+# (2048, 512), (520, 520). The other sets are scored at their own size.
+TEST_SCALES: dict[str, tuple[int, int]] = {
+    "cityscapes": (1024, 2048),
+    "ade20k": (512, 2048),
+    "voc": (512, 2048),
+    "pascal_context": (520, 520),
+}
 
 Pairs = list[tuple[Path, Path]]
 

@@ -218,6 +218,13 @@ class EvalConfig:
     scales: tuple[float, ...] = (1.0,)
     # flip test: segmentation multi-scale+flip, pose heatmap flip averaging
     flip: bool = False
+    # segmentation: (height, width) each test image is rescaled to fit, keeping its aspect ratio
+    # (the test scales multiply it); empty: the dataset's (MMSegmentation's sets), else its own size
+    test_scale: tuple[int, ...] = ()
+    # segmentation: predict from crop (height, width) windows stride (height, width) apart (empty:
+    # from the whole image)
+    slide_crop: tuple[int, ...] = ()
+    slide_stride: tuple[int, ...] = ()
     # pose: "gt" uses the ground-truth person boxes, otherwise a COCO detection results JSON
     person_boxes: str = "gt"
     # number of prediction pictures written under plots/
@@ -233,6 +240,21 @@ class EvalConfig:
             raise HRNetError(f"evaluate: batch_size must be >= 1, got {self.batch_size}")
         if not self.scales or any(s <= 0 for s in self.scales):
             raise HRNetError(f"evaluate: scales must be positive numbers, got {list(self.scales)}")
+        for name in ("test_scale", "slide_crop", "slide_stride"):
+            value = getattr(self, name)
+            if value and (len(value) != 2 or any(v < 1 for v in value)):
+                raise HRNetError(
+                    f"evaluate: {name} must be two positive integers (height width), got {list(value)}"
+                )
+        if bool(self.slide_crop) != bool(self.slide_stride):
+            raise HRNetError("evaluate: slide_crop and slide_stride go together (sliding-window test)")
+
+    @property
+    def slide(self) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """``(crop, stride)`` of the sliding-window test, or None (whole images)."""
+        if not self.slide_crop:
+            return None
+        return (self.slide_crop[0], self.slide_crop[1]), (self.slide_stride[0], self.slide_stride[1])
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

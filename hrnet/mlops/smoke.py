@@ -131,9 +131,25 @@ def smoke_params(
             accepted = accepted_knobs(train["model"])  # one-stage detectors have no RPN / RoIs
             train.update({k: v for k, v in DETECTION_SHRINK.items() if accepted is None or k in accepted})
         row["train"] = train
+        if train["task"] == "segmentation":
+            row["evaluate"] = _smoke_test_protocol(train["dataset"], dict(row.get("evaluate") or {}))
         kept[rid] = row
     params["rows"] = kept
     return params
+
+
+def _smoke_test_protocol(dataset: str, protocol: dict[str, Any]) -> dict[str, Any]:
+    """A segmentation row's test protocol at the smoke size: its test scale (its own, else the
+    dataset's) and sliding windows shrink as its crop does (by 8)."""
+    from hrnet.data.segmentation import TEST_SCALES
+
+    scale = protocol.get("test_scale") or TEST_SCALES.get(dataset)
+    if scale:
+        protocol["test_scale"] = _input_size("segmentation", scale)
+    for key in ("slide_crop", "slide_stride"):
+        if protocol.get(key):
+            protocol[key] = _input_size("segmentation", protocol[key])
+    return protocol
 
 
 # --------------------------------------------------------------------------------------------

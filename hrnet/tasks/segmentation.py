@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from hrnet.data.segmentation import TEST_SCALES
 from hrnet.errors import HRNetError
 from hrnet.tasks.base import (
     Task,
@@ -28,7 +29,15 @@ if TYPE_CHECKING:
     from hrnet.engine.config import EvalConfig, TrainConfig
     from hrnet.engine.metrics import SegmentationMeter
 
-__all__ = ["SegmentationTask", "save_mask_prediction", "score_segmentation", "segmentation_probabilities"]
+__all__ = [
+    "TEST_SCALES",
+    "SegmentationTask",
+    "rescaled_size",
+    "save_mask_prediction",
+    "score_segmentation",
+    "segmentation_probabilities",
+    "slide_logits",
+]
 
 # the base size (height, width) the random rescale of each benchmark set is relative to; None:
 # the network input size (a mask folder's images are resized to fit input_size, in training
@@ -49,6 +58,39 @@ BASE_SIZES: dict[str, tuple[int, int] | None] = {
 PUBLISHED_NUM_CLASSES = 19
 
 
+def rescaled_size(height: int, width: int, scale: tuple[int, int], ratio: float = 1.0) -> tuple[int, int]:
+    """``(height, width)`` of an image rescaled, keeping its aspect ratio, to the largest size
+    that fits ``int(ratio * scale)`` (long side <= the larger number, short side <= the smaller):
+    mmcv's ``rescale_size`` (``int(side * factor + 0.5)``) at MMSegmentation's ``MultiScaleFlipAug``
+    scales (``int(scale * ratio)``)."""
+    long_edge, short_edge = (int(s * ratio) for s in (max(scale), min(scale)))
+    factor = min(long_edge / max(height, width), short_edge / min(height, width))
+    return max(1, int(height * factor + 0.5)), max(1, int(width * factor + 0.5))
+
+
+def slide_logits(model: nn.Module, images: Tensor, crop: tuple[int, int], stride: tuple[int, int]) -> Tensor:
+    """Logits ``[B, C, H, W]`` of ``images`` from overlapping ``crop`` windows ``stride`` apart,
+    averaged where they overlap: MMSegmentation's ``slide`` test mode. The windows start at
+    multiples of the stride, the last one of a row or column is moved back to end at the image's
+    edge, and a window of an image smaller than ``crop`` is the whole side (no padding)."""
+    height, width = images.shape[-2:]
+    rows = max(height - crop[0] + stride[0] - 1, 0) // stride[0] + 1
+    cols = max(width - crop[1] + stride[1] - 1, 0) // stride[1] + 1
+    total: Tensor | None = None
+    count = images.new_zeros((1, 1, height, width))
+    for i in range(rows):
+        for j in range(cols):
+            y2, x2 = min(i * stride[0] + crop[0], height), min(j * stride[1] + crop[1], width)
+            y1, x1 = max(y2 - crop[0], 0), max(x2 - crop[1], 0)
+            logits = model(images[..., y1:y2, x1:x2])["out"].float()
+            if total is None:
+                total = logits.new_zeros((images.shape[0], logits.shape[1], height, width))
+            total[..., y1:y2, x1:x2] += logits
+            count[..., y1:y2, x1:x2] += 1
+    assert total is not None
+    return total / count
+
+
 def segmentation_probabilities(
     model: nn.Module,
     images: torch.Tensor,
@@ -56,21 +98,38 @@ def segmentation_probabilities(
     scales: tuple[float, ...] = (1.0,),
     flip: bool = False,
     size: tuple[int, int] | None = None,
+    test_scale: tuple[int, int] | None = None,
+    slide: tuple[tuple[int, int], tuple[int, int]] | None = None,
 ) -> torch.Tensor:
     """Class probabilities ``[B, C, *size]`` (default: the input size ``[H, W]``): the mean of
     the softmaxed logits, bilinearly resized to ``size``, over the rescaled (bilinear) and, with
-    ``flip``, mirrored inputs. Pass the label map's size when the images were resized."""
+    ``flip``, mirrored inputs. Pass the label map's size when the images were resized.
+
+    Without ``test_scale`` a scale multiplies the input's own size; with it the input is
+    rescaled to fit ``scale * test_scale`` (:func:`rescaled_size`; scale 1.0 alone is the
+    single-scale protocol of the MMSegmentation sets, :data:`TEST_SCALES`). ``slide``
+    (``(crop, stride)``) predicts each rescaled input from windows (:func:`slide_logits`), else
+    from the whole input. The inputs are rescaled after normalisation; MMSegmentation rescales
+    the 8-bit image before it, which differs by the rounding to 8 bits."""
     size = tuple(images.shape[-2:]) if size is None else tuple(size)
+    height, width = images.shape[-2:]
     total = None
     count = 0
     for scale in scales:
-        x = (
-            images
-            if scale == 1.0
-            else F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False)
-        )
+        if test_scale is not None:
+            target = rescaled_size(height, width, test_scale, scale)
+            x = (
+                images
+                if target == (height, width)
+                else F.interpolate(images, size=target, mode="bilinear", align_corners=False)
+            )
+        elif scale == 1.0:
+            x = images
+        else:
+            x = F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False)
         for mirrored in (False, True) if flip else (False,):
-            logits = model(x.flip(-1) if mirrored else x)["out"]
+            inputs = x.flip(-1) if mirrored else x
+            logits = model(inputs)["out"] if slide is None else slide_logits(model, inputs, *slide)
             if mirrored:
                 logits = logits.flip(-1)
             probs = F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False).softmax(1)
@@ -175,7 +234,10 @@ class SegmentationTask(Task):
                 f"{cfg.data}: its classes differ from the {len(classes)} the model was trained on"
             )
         loader = eval_loader(self, ecfg, device, dataset)
-        single, multi, samples = score_segmentation(model, loader, len(classes), ecfg, device)
+        test_scale = test_scale_of(cfg, ecfg)
+        single, multi, samples = score_segmentation(
+            model, loader, len(classes), ecfg, device, test_scale=test_scale
+        )
         result: dict[str, Any] = single.compute()
         if multi is not None:
             ms = multi.compute()
@@ -187,6 +249,11 @@ class SegmentationTask(Task):
                     "test_flip": ecfg.flip,
                 }
             )
+        # the protocol the numbers were made under (strings: MLflow params, not metrics)
+        result["test_scale"] = "x".join(map(str, test_scale)) if test_scale else "own size"
+        result["test_mode"] = (
+            "slide {}x{} stride {}x{}".format(*ecfg.slide[0], *ecfg.slide[1]) if ecfg.slide else "whole"
+        )
         if samples:
             plots.segmentation_grid(samples, len(classes), out_dir / "plots" / "predictions.png")
         return {**result, "class_names": classes}
@@ -207,8 +274,18 @@ class SegmentationTask(Task):
         from hrnet.data import transforms as T
 
         x, _ = T.segmentation_eval_transforms()(image, image[0])
-        pred = segmentation_probabilities(model, x[None].to(device)).argmax(1)[0].cpu()
+        # the test scale of the dataset the model was trained on (MMSegmentation's sets)
+        probs = segmentation_probabilities(model, x[None].to(device), test_scale=TEST_SCALES.get(cfg.dataset))
+        pred = probs.argmax(1)[0].cpu()
         return save_mask_prediction(picture, pred.numpy().astype(np.uint8), x, pred, len(info["class_names"]))
+
+
+def test_scale_of(cfg: TrainConfig, ecfg: EvalConfig) -> tuple[int, int] | None:
+    """The ``(height, width)`` test images are rescaled to fit: ``ecfg.test_scale``, else the
+    dataset's (:data:`TEST_SCALES`), else None (their own size)."""
+    if ecfg.test_scale:
+        return (ecfg.test_scale[0], ecfg.test_scale[1])
+    return TEST_SCALES.get(cfg.dataset)
 
 
 def score_segmentation(
@@ -217,11 +294,15 @@ def score_segmentation(
     num_classes: int,
     ecfg: EvalConfig,
     device: torch.device,
+    *,
+    test_scale: tuple[int, int] | None = None,
 ) -> tuple[SegmentationMeter, SegmentationMeter | None, list[tuple[Tensor, Tensor, Tensor]]]:
     """The confusion matrices of ``model`` over ``loader``'s ``(images, label maps)`` batches,
     each prediction made at its label map's own size: single scale, and multi-scale + flip when
     ``ecfg.scales`` / ``ecfg.flip`` ask for more (else None); plus up to ``ecfg.num_plots``
-    ``(picture, prediction, labels)`` samples, the picture being the first three channels."""
+    ``(picture, prediction, labels)`` samples, the picture being the first three channels.
+    Images are rescaled to fit ``test_scale`` (see :func:`segmentation_probabilities`) and
+    predicted from ``ecfg.slide``'s windows when it is set."""
     from hrnet.engine.metrics import SegmentationMeter
 
     single = SegmentationMeter(num_classes)
@@ -232,11 +313,12 @@ def score_segmentation(
             images = images.to(device, non_blocking=True)
             size = (masks.shape[-2], masks.shape[-1])  # scored at the label map's own size
             with autocast(device, ecfg.amp):
-                pred = segmentation_probabilities(model, images, size=size).argmax(1).cpu()
+                protocol = {"size": size, "test_scale": test_scale, "slide": ecfg.slide}
+                pred = segmentation_probabilities(model, images, **protocol).argmax(1).cpu()
                 single.update(pred, masks)
                 if multi is not None:
                     probs = segmentation_probabilities(
-                        model, images, scales=ecfg.scales, flip=ecfg.flip, size=size
+                        model, images, scales=ecfg.scales, flip=ecfg.flip, **protocol
                     )
                     multi.update(probs.argmax(1).cpu(), masks)
             for i in range(min(len(images), ecfg.num_plots - len(samples))):

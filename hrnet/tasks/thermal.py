@@ -158,7 +158,11 @@ class ThermalSegmentationTask(Task):
         loader = eval_loader(self, ecfg, device, self.dataset(cfg, ecfg.split, train=False))
         # every label is a class: nothing is ignored; single scale (RTFNet's protocol)
         meter, _, samples = score_segmentation(
-            model, loader, len(classes), dataclasses.replace(ecfg, scales=(1.0,), flip=False), device
+            model,
+            loader,
+            len(classes),
+            dataclasses.replace(ecfg, scales=(1.0,), flip=False, slide_crop=(), slide_stride=()),
+            device,
         )
         if samples:
             plots.segmentation_grid(samples, len(classes), out_dir / "plots" / "predictions.png")

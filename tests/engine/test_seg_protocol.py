@@ -1,0 +1,227 @@
+"""MMSegmentation's test protocol: the keep-ratio test scale of each benchmark set, multi-scale
+ratios of that scale, and sliding-window inference.
+
+Expected sizes and windows are worked out by hand from the sources' formulas, not from this
+project's output: mmcv ``image/geometric.py`` ``rescale_size`` (factor ``min(long / max(h, w),
+short / min(h, w))``, sides ``int(side * factor + 0.5)``), MMSegmentation (v0.x)
+``MultiScaleFlipAug`` (``int(scale * ratio)``) and ``EncoderDecoder.slide_inference``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from hrnet.data.segmentation import TEST_SCALES
+from hrnet.engine.config import EvalConfig
+from hrnet.errors import HRNetError
+from hrnet.mlops.smoke import _smoke_test_protocol
+from hrnet.tasks.segmentation import rescaled_size, segmentation_probabilities, slide_logits
+
+
+class Recorder(nn.Module):
+    """A per-pixel model (a 1x1 convolution) that records the size of every input it sees."""
+
+    def __init__(self, classes: int = 3) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, classes, 1)
+        self.seen: list[tuple[int, int]] = []
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        self.seen.append((x.shape[-2], x.shape[-1]))
+        return {"out": self.conv(x)}
+
+
+@pytest.mark.parametrize(
+    ("hw", "scale", "ratio", "expected"),
+    [
+        ((512, 683), (512, 2048), 1.0, (512, 683)),  # ADE20K's usual size: kept
+        ((1200, 1600), (512, 2048), 1.0, (512, 683)),  # factor 512/1200; 682.67 -> 683
+        ((1200, 1600), (512, 2048), 0.75, (384, 512)),  # (1536, 384): factor 0.32
+        ((1200, 1600), (512, 2048), 1.75, (896, 1195)),  # (3584, 896): 1194.67 -> 1195
+        ((1024, 2048), (1024, 2048), 0.5, (512, 1024)),  # Cityscapes at half scale
+        ((1024, 2048), (1024, 2048), 1.25, (1280, 2560)),
+        ((375, 500), (520, 520), 1.0, (390, 520)),  # Pascal Context: long side to 520
+        ((500, 375), (520, 520), 0.5, (260, 195)),  # (260, 260): factor 0.52
+    ],
+)
+def test_rescaled_size_follows_mmcv_keep_ratio(hw, scale, ratio, expected) -> None:
+    assert rescaled_size(*hw, scale, ratio) == expected
+
+
+def test_the_benchmark_sets_test_scales() -> None:
+    # configs/_base_/datasets/*.py: MultiScaleFlipAug img_scale, (width, height) there
+    assert TEST_SCALES == {
+        "cityscapes": (1024, 2048),
+        "ade20k": (512, 2048),
+        "voc": (512, 2048),
+        "pascal_context": (520, 520),
+    }
+
+
+def test_slide_windows_end_at_the_edges() -> None:
+    model = Recorder()
+    windows: list[tuple[int, int, int, int]] = []
+    rows, cols = torch.meshgrid(torch.arange(520.0), torch.arange(700.0), indexing="ij")
+    image = torch.stack([rows, cols, torch.zeros_like(rows)])[None]  # each pixel holds its place
+
+    def spy(x: Tensor) -> dict[str, Tensor]:
+        y1, x1 = int(x[0, 0, 0, 0]), int(x[0, 1, 0, 0])
+        windows.append((y1, y1 + x.shape[-2], x1, x1 + x.shape[-1]))
+        return model(x)
+
+    slide_logits(spy, image, (480, 480), (320, 320))  # type: ignore[arg-type]
+    # rows: (520 - 480 + 319) // 320 + 1 = 2, the second moved back to end at 520; columns the same
+    assert windows == [(0, 480, 0, 480), (0, 480, 220, 700), (40, 520, 0, 480), (40, 520, 220, 700)]
+
+
+def test_a_side_shorter_than_the_crop_is_one_window_without_padding() -> None:
+    model = Recorder()
+    slide_logits(model, torch.randn(1, 3, 390, 520), (480, 480), (320, 320))
+    assert model.seen == [(390, 480), (390, 480)]  # x 0-480 and 40-520
+
+
+def test_slide_of_a_per_pixel_model_equals_the_whole_image() -> None:
+    model = Recorder()
+    image = torch.randn(2, 3, 70, 90)
+    with torch.inference_mode():
+        whole = model(image)["out"]
+        windows = slide_logits(model, image, (32, 48), (20, 30))
+    assert windows.shape == whole.shape
+    assert torch.allclose(windows, whole, atol=1e-6)
+
+
+def test_probabilities_rescale_to_the_test_scale_then_back_to_the_label_size() -> None:
+    model = Recorder()
+    with torch.inference_mode():
+        probs = segmentation_probabilities(
+            model,
+            torch.randn(1, 3, 120, 160),
+            scales=(0.5, 1.0),
+            flip=True,
+            size=(120, 160),
+            test_scale=(64, 64),
+        )
+    # fitted in (32, 32) and (64, 64): factors 0.2 and 0.4, each image and its mirror
+    assert model.seen == [(24, 32), (24, 32), (48, 64), (48, 64)]
+    assert probs.shape == (1, 3, 120, 160)
+    assert torch.allclose(probs.sum(1), torch.ones(1, 120, 160))
+
+
+def test_probabilities_without_a_test_scale_keep_the_own_size() -> None:
+    model = Recorder()
+    with torch.inference_mode():
+        segmentation_probabilities(model, torch.randn(1, 3, 40, 60), scales=(0.5, 1.0))
+    assert model.seen == [(20, 30), (40, 60)]
+
+
+def test_probabilities_slide_over_each_rescaled_image() -> None:
+    model = Recorder()
+    with torch.inference_mode():
+        segmentation_probabilities(
+            model, torch.randn(1, 3, 60, 80), size=(60, 80), test_scale=(52, 52), slide=((32, 32), (20, 20))
+        )
+    # rescaled to 39x52: rows (39 - 32 + 19) // 20 + 1 = 2, columns (52 - 32 + 19) // 20 + 1 = 2
+    assert model.seen == [(32, 32)] * 4
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"slide_crop": (480, 480)},  # without a stride
+        {"slide_stride": (320, 320)},
+        {"slide_crop": (480, 480, 3), "slide_stride": (320, 320)},
+        {"test_scale": (512,)},
+        {"test_scale": (0, 512)},
+    ],
+)
+def test_eval_config_refuses_a_half_given_protocol(values) -> None:
+    with pytest.raises(HRNetError, match="evaluate: "):
+        EvalConfig(**values)
+
+
+def test_eval_config_slide() -> None:
+    assert EvalConfig().slide is None
+    assert EvalConfig(slide_crop=(480, 480), slide_stride=(320, 320)).slide == ((480, 480), (320, 320))
+
+
+def test_smoke_rows_shrink_the_test_protocol_as_their_crops() -> None:
+    protocol = {"scales": [0.5, 1.0], "slide_crop": [480, 480], "slide_stride": [320, 320]}
+    assert _smoke_test_protocol("pascal_context", protocol) == {
+        "scales": [0.5, 1.0],
+        "test_scale": [65, 65],
+        "slide_crop": [60, 60],
+        "slide_stride": [40, 40],
+    }
+    assert _smoke_test_protocol("acdc", {}) == {}  # scored at its own size
+
+
+def test_every_rows_protocol_is_accepted_by_hrnet_evaluate() -> None:
+    from hrnet.cli import build_parser
+    from hrnet.mlops.pipeline import SUITES
+    from hrnet.mlops.rows import load_suite
+
+    parser = build_parser()
+    root = Path(__file__).resolve().parents[2]
+    sliding = []
+    for params in SUITES:
+        for row in load_suite(root / params).ready:
+            args = parser.parse_args(["evaluate", "--run-dir", "runs/x", *row.evaluate_flags()])
+            if row.id.startswith("seg_pascal_context_"):  # MMSegmentation's slide test
+                assert (tuple(args.slide_crop), tuple(args.slide_stride)) == ((480, 480), (320, 320))
+                sliding.append(row.id)
+    assert sliding == ["seg_pascal_context_w48_40k", "seg_pascal_context_w48_80k"]
+
+
+def test_the_dataset_gives_the_default_test_scale() -> None:
+    from hrnet.engine.config import config_from_mapping
+    from hrnet.tasks.segmentation import test_scale_of
+
+    def cfg(dataset: str):
+        values = {"task": "segmentation", "model": "fcn_hrnetv2_w18_small", "data": "d", "dataset": dataset}
+        return config_from_mapping(values, source="test")
+
+    assert test_scale_of(cfg("ade20k"), EvalConfig()) == (512, 2048)
+    assert test_scale_of(cfg("ade20k"), EvalConfig(test_scale=(16, 64))) == (16, 64)
+    assert test_scale_of(cfg("acdc"), EvalConfig()) is None
+
+
+def test_evaluate_on_ade20k_rescales_slides_and_records_the_protocol(tmp_path) -> None:
+    from hrnet.engine.config import config_from_mapping
+    from hrnet.tasks import get_task
+    from tests.data.fixtures import make_ade20k
+
+    root = make_ade20k(tmp_path / "ade")  # one 4x8 validation image
+    values = {
+        "task": "segmentation",
+        "model": "fcn_hrnetv2_w18_small",
+        "data": str(root),
+        "dataset": "ade20k",
+        "num_classes": 150,
+        "workers": 0,
+    }
+    cfg = config_from_mapping(values, source="test")
+    task = get_task("segmentation")
+    model = task._create(cfg, 150).eval()
+    seen: list[tuple[int, int]] = []
+    model.register_forward_pre_hook(lambda _m, inputs: seen.append(tuple(inputs[0].shape[-2:])))
+    ecfg = EvalConfig(
+        split="validation",
+        workers=0,
+        device="cpu",
+        test_scale=(16, 64),
+        slide_crop=(16, 24),
+        slide_stride=(8, 8),
+        num_plots=0,
+        progress=False,
+    )
+    info = {"class_names": list(task.dataset(cfg, "validation", train=False).classes)}
+    metrics = task.evaluate(model, cfg, ecfg, info, torch.device("cpu"), tmp_path)
+    # 4x8 fitted in 16x64: factor 4 -> 16x32; windows at x 0-24 and 8-32
+    assert seen == [(16, 24), (16, 24)]
+    assert metrics["test_scale"] == "16x64" and metrics["test_mode"] == "slide 16x24 stride 8x8"
+    assert 0.0 <= metrics["mIoU"] <= 1.0
