@@ -20,6 +20,7 @@ from hrnet.errors import HRNetError
 # when the engine looks the task up: this module imports no task
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("step", "poly", "cosine")
+WARMUPS = ("linear", "constant")
 AMP_MODES = ("none", "bf16", "fp16")
 
 
@@ -79,9 +80,14 @@ class TrainConfig:
     gamma: float = field(default=0.1, metadata=_help("step schedule factor"))
     poly_power: float = field(default=0.9, metadata=_help("poly schedule power"))
     min_lr: float = field(default=0.0, metadata=_help("floor of the poly and cosine schedules"))
-    # linear warmup from lr * warmup_factor over this many optimizer steps
-    warmup_iters: int = field(default=0, metadata=_help("linear warmup steps"))
+    # warmup over this many optimizer steps: linear from lr * warmup_factor, or constant at it
+    warmup_iters: int = field(default=0, metadata=_help("warmup steps"))
     warmup_factor: float = field(default=0.001, metadata=_help("warmup start factor"))
+    warmup: str = field(default="linear", metadata=_help(f"warmup shape, one of {', '.join(WARMUPS)}"))
+    # learning rate and weight decay multipliers of the biases of every layer but the
+    # normalisation layers (mmcv's paramwise bias_lr_mult / bias_decay_mult)
+    bias_lr_mult: float = field(default=1.0, metadata=_help("lr multiplier of non-norm biases"))
+    bias_decay_mult: float = field(default=1.0, metadata=_help("weight decay multiplier of non-norm biases"))
     # max global gradient norm; 0 disables clipping
     clip_grad: float = field(default=0.0, metadata=_help("gradient clipping norm (0 = off)"))
     # label smoothing of the classification cross-entropy (0 = off)
@@ -165,6 +171,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_choice("warmup", self.warmup, WARMUPS)
+        if self.bias_lr_mult < 0 or self.bias_decay_mult < 0:
+            raise HRNetError(
+                f"config: bias_lr_mult and bias_decay_mult must be >= 0, got {self.bias_lr_mult}, {self.bias_decay_mult}"
+            )
         _check_choice("amp", self.amp, AMP_MODES)
         positive = ("epochs", "batch_size", "accum_steps", "log_every")
         for name in positive:

@@ -168,8 +168,9 @@ def lr_factor(step: int, cfg: TrainConfig, *, total_steps: int, steps_per_epoch:
 
     ``step``: x ``gamma`` per milestone passed (milestones in epochs, or steps when
     ``cfg.iters``); ``poly``: ``(1 - t)^poly_power`` from 1 to ``min_lr / lr``; ``cosine``:
-    half a cosine from 1 to ``min_lr / lr``; ``t = step / total_steps``. Linear warmup from
-    ``warmup_factor`` over ``warmup_iters`` steps multiplies the result.
+    half a cosine from 1 to ``min_lr / lr``; ``t = step / total_steps``. For the first
+    ``warmup_iters`` steps the warmup multiplies the result: linear from ``warmup_factor`` to 1,
+    or ``constant`` at ``warmup_factor`` (mmcv's ``LrUpdaterHook`` warmups).
     """
     t = min(step / max(total_steps, 1), 1.0)
     floor = cfg.min_lr / cfg.lr
@@ -181,8 +182,11 @@ def lr_factor(step: int, cfg: TrainConfig, *, total_steps: int, steps_per_epoch:
     else:  # cosine
         factor = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
     if step < cfg.warmup_iters:
-        alpha = step / cfg.warmup_iters
-        factor *= cfg.warmup_factor + (1 - cfg.warmup_factor) * alpha
+        if cfg.warmup == "constant":
+            factor *= cfg.warmup_factor
+        else:
+            alpha = step / cfg.warmup_iters
+            factor *= cfg.warmup_factor + (1 - cfg.warmup_factor) * alpha
     return factor
 
 
@@ -194,6 +198,18 @@ def _optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     15 ms): a fifth of a 64x64 segmentation step. Same update rule; the rounding differs."""
     params = [p for p in model.parameters() if p.requires_grad]
     fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    groups: Any = params
+    if cfg.bias_lr_mult != 1.0 or cfg.bias_decay_mult != 1.0:
+        biases = _non_norm_biases(model)
+        groups = [
+            {"params": [p for p in params if id(p) not in biases]},
+            {
+                "params": [p for p in params if id(p) in biases],
+                "lr": cfg.lr * cfg.bias_lr_mult,
+                "weight_decay": cfg.weight_decay * cfg.bias_decay_mult,
+            },
+        ]
+    params = groups
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
             params,
@@ -207,6 +223,23 @@ def _optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay, fused=fused)
     return torch.optim.Adam(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay, fused=fused)
+
+
+def _non_norm_biases(model: nn.Module) -> set[int]:
+    """``id``s of the ``bias`` parameters of every module but the normalisation layers (batch,
+    instance, group and layer norm): those mmcv's ``DefaultOptimizerConstructor`` gives
+    ``bias_lr_mult`` and ``bias_decay_mult`` (mmcv v1.7 ``runner/optimizer/default_constructor.py``)."""
+    norms = (
+        nn.modules.batchnorm._BatchNorm,
+        nn.modules.instancenorm._InstanceNorm,
+        nn.GroupNorm,
+        nn.LayerNorm,
+    )
+    return {
+        id(module.bias)
+        for module in model.modules()
+        if not isinstance(module, norms) and isinstance(getattr(module, "bias", None), nn.Parameter)
+    }
 
 
 # --------------------------------------------------------------------------------------------

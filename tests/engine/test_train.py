@@ -18,7 +18,8 @@ import torch
 from hrnet.cli import main
 from hrnet.engine import checkpoint as ckpt
 from hrnet.engine.config import TrainConfig
-from hrnet.engine.train import SeededItems, ShardedBatchSampler, lr_factor
+from hrnet.engine.train import SeededItems, ShardedBatchSampler, _optimizer, lr_factor
+from hrnet.errors import HRNetError
 from tests.engine.conftest import cli_env, run_cli, tiny_train_flags
 
 
@@ -107,6 +108,38 @@ def test_lr_schedules() -> None:
         0.5 * 0.5 * (1 + math.cos(math.pi * 0.05))
     )
     assert lr_factor(50, cos, total_steps=100, steps_per_epoch=1) == pytest.approx(0.5)
+
+
+def test_constant_warmup_holds_the_factor_then_releases_it() -> None:
+    # mmcv LrUpdaterHook: warmup='constant' gives lr * warmup_ratio while cur_iter < warmup_iters
+    fcos = TrainConfig(lr=0.01, milestones=(8, 11), warmup_iters=500, warmup_factor=1 / 3, warmup="constant")
+    factors = [lr_factor(s, fcos, total_steps=12_000, steps_per_epoch=1000) for s in (0, 250, 499, 500, 8000)]
+    assert factors == pytest.approx([1 / 3, 1 / 3, 1 / 3, 1.0, 0.1])
+    with pytest.raises(HRNetError, match="warmup"):
+        TrainConfig(warmup="cosine")
+
+
+def test_bias_multipliers_follow_mmcv_paramwise_rules() -> None:
+    """mmcv DefaultOptimizerConstructor: bias_lr_mult / bias_decay_mult apply to each module's own
+    ``bias`` except in normalisation layers; weights and norm parameters keep the base values."""
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3),  # bias: x2 lr, no decay
+        torch.nn.GroupNorm(4, 8),  # weight and bias: base
+        torch.nn.BatchNorm2d(8),  # base
+        torch.nn.Conv2d(8, 8, 1, bias=False),
+        torch.nn.Linear(8, 2),  # bias: x2, no decay
+    )
+    model[3].weight.requires_grad_(False)  # frozen: in no group
+    cfg = TrainConfig(lr=0.01, weight_decay=1e-4, bias_lr_mult=2.0, bias_decay_mult=0.0)
+    groups = _optimizer(cfg, model).param_groups
+    settings = {id(p): (g["lr"], g["weight_decay"]) for g in groups for p in g["params"]}
+    special = {id(model[0].bias), id(model[4].bias)}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert set(settings) == {id(p) for p in trainable}
+    for p in trainable:
+        assert settings[id(p)] == pytest.approx((0.02, 0.0) if id(p) in special else (0.01, 1e-4))
+    plain = _optimizer(TrainConfig(lr=0.01), model).param_groups
+    assert len(plain) == 1  # no multipliers: one group, as before
 
 
 def test_checkpoint_roundtrip_restores_generators(tmp_path) -> None:
