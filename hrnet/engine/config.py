@@ -78,6 +78,11 @@ class TrainConfig:
     # epochs (or steps when iters > 0) at which a step schedule multiplies lr by gamma
     milestones: tuple[int, ...] = field(default=(), metadata=_help("step schedule milestones"))
     gamma: float = field(default=0.1, metadata=_help("step schedule factor"))
+    # a step schedule drops this many epochs (steps with iters) before each milestone: 1 is the
+    # HRNet codebases' MultiStepLR, stepped at the start of every epoch before training it
+    milestone_shift: int = field(
+        default=0, metadata=_help("step schedule drops this much before each milestone")
+    )
     poly_power: float = field(default=0.9, metadata=_help("poly schedule power"))
     min_lr: float = field(default=0.0, metadata=_help("floor of the poly and cosine schedules"))
     # warmup over this many optimizer steps: linear from lr * warmup_factor, or constant at it
@@ -186,6 +191,7 @@ class TrainConfig:
             "num_classes",
             "num_keypoints",
             "warmup_iters",
+            "milestone_shift",
             "workers",
             "checkpoint_every",
             "ohem_min_kept",

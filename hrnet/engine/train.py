@@ -167,7 +167,7 @@ def lr_factor(step: int, cfg: TrainConfig, *, total_steps: int, steps_per_epoch:
     """Multiplier of ``cfg.lr`` for optimizer step ``step`` (0-based): warmup x schedule.
 
     ``step``: x ``gamma`` per milestone passed (milestones in epochs, or steps when
-    ``cfg.iters``); ``poly``: ``(1 - t)^poly_power`` from 1 to ``min_lr / lr``; ``cosine``:
+    ``cfg.iters``; each passed ``milestone_shift`` early); ``poly``: ``(1 - t)^poly_power`` from 1 to ``min_lr / lr``; ``cosine``:
     half a cosine from 1 to ``min_lr / lr``; ``t = step / total_steps``. For the first
     ``warmup_iters`` steps the warmup multiplies the result: linear from ``warmup_factor`` to 1,
     or ``constant`` at ``warmup_factor`` (mmcv's ``LrUpdaterHook`` warmups).
@@ -176,7 +176,7 @@ def lr_factor(step: int, cfg: TrainConfig, *, total_steps: int, steps_per_epoch:
     floor = cfg.min_lr / cfg.lr
     if cfg.schedule == "step":
         unit = 1 if cfg.iters else steps_per_epoch
-        factor = cfg.gamma ** sum(step >= m * unit for m in cfg.milestones)
+        factor = cfg.gamma ** sum(step >= (m - cfg.milestone_shift) * unit for m in cfg.milestones)
     elif cfg.schedule == "poly":
         factor = floor + (1 - floor) * (1 - t) ** cfg.poly_power
     else:  # cosine

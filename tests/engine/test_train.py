@@ -110,6 +110,32 @@ def test_lr_schedules() -> None:
     assert lr_factor(50, cos, total_steps=100, steps_per_epoch=1) == pytest.approx(0.5)
 
 
+def test_milestone_shift_matches_the_hrnet_codebases_scheduler_loop() -> None:
+    """HRNet-Image-Classification / deep-high-resolution-net.pytorch / HRNet-Facial-Landmark-
+    Detection tools/train.py: MultiStepLR(optimizer, LR_STEP, LR_FACTOR, -1), then for each epoch
+    ``lr_scheduler.step()`` before training it. torch's own scheduler, driven that way, is the
+    reference for the lr of every epoch."""
+    import warnings
+
+    milestones = [3, 5]
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, 0.1, last_epoch=-1)
+    source = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "lr_scheduler.step() before optimizer.step()": as there
+        for _epoch in range(7):
+            scheduler.step()
+            source.append(optimizer.param_groups[0]["lr"])
+    cfg = TrainConfig(lr=1.0, milestones=tuple(milestones), milestone_shift=1, epochs=7)
+    ours = [lr_factor(e * 10 + 9, cfg, total_steps=70, steps_per_epoch=10) for e in range(7)]
+    assert ours == pytest.approx(source)
+    assert source == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01, 0.01])  # drops at epochs 2 and 4
+    unshifted = dataclasses.replace(cfg, milestone_shift=0)
+    assert [
+        lr_factor(e * 10, unshifted, total_steps=70, steps_per_epoch=10) for e in range(7)
+    ] == pytest.approx([1, 1, 1, 0.1, 0.1, 0.01, 0.01])
+
+
 def test_constant_warmup_holds_the_factor_then_releases_it() -> None:
     # mmcv LrUpdaterHook: warmup='constant' gives lr * warmup_ratio while cur_iter < warmup_iters
     fcos = TrainConfig(lr=0.01, milestones=(8, 11), warmup_iters=500, warmup_factor=1 / 3, warmup="constant")
