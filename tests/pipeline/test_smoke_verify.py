@@ -61,9 +61,8 @@ def test_published_checkpoints_of_every_layout_verify_and_register(tmp_path) -> 
         direct = tmp_path / f"direct-{key}"
         argv = [sys.executable, "-m", "hrnet.cli", "evaluate", "--params", "benchmarks/params.yaml", "--row", row.id,
                 "--weights", str(fixture), "--out", str(direct), "--device", "cpu", "--workers", "0", "--no-mlflow"]  # fmt: skip
-        argv += ["--flip"] if row.evaluate.get("flip") else []
-        if row.evaluate.get("scales"):
-            argv += ["--scales", *map(str, row.evaluate["scales"])]
+        # the row's test protocol as the smoke project's params file writes it (sizes shrunk)
+        argv += load_suite(project / "benchmarks" / "params.yaml").row(row.id).evaluate_flags()
         subprocess.run(argv, cwd=project, check=True, capture_output=True, text=True)
         metrics = json.loads(Path(direct / "metrics.json").read_text())
         unit_scale = 100.0 if results[f"verify@{key}"].metrics["unit"] == "%" else 1.0
