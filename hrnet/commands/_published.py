@@ -11,7 +11,11 @@ from typing import Any
 def add_published_arguments(parser: argparse.ArgumentParser, *, model_flag: bool = True) -> None:
     group = parser.add_argument_group("published weights (with --weights)")
     group.add_argument("--params", type=Path, default=None, help="params file of --row: its model and data")
-    group.add_argument("--row", default=None, help="row id whose model, data and split are used")
+    group.add_argument(
+        "--row",
+        default=None,
+        help="row id whose model, data, split and (hrnet evaluate) test protocol are used",
+    )
     if model_flag:
         group.add_argument("--model", default=None, help="model name (hrnet.models.list_models())")
     group.add_argument(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,12 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="params file whose launch: section gives this machine's defaults for --batch-size "
         "(eval_batch_size), --workers and --device, and pins the CPU threads and kernels (threads, cpu_isa)",
     )
-    parser.add_argument("--scales", type=float, nargs="+", default=[1.0], help="segmentation test scales")
+    # the test protocol: with --weights --params --row, the row's evaluate: entry gives what is not given here
+    parser.add_argument(
+        "--scales", type=float, nargs="+", default=None, help="segmentation test scales (default: 1.0)"
+    )
     parser.add_argument(
         "--test-scale",
         type=int,
         nargs=2,
-        default=(),
+        default=None,
         metavar=("HEIGHT", "WIDTH"),
         help="segmentation: rescale each test image to fit HEIGHT x WIDTH, keeping its aspect ratio "
         "(--scales multiply it; default: the dataset's, Cityscapes 1024 2048, ADE20K and VOC 512 2048, "
@@ -48,17 +52,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--slide-crop",
         type=int,
         nargs=2,
-        default=(),
+        default=None,
         metavar=("HEIGHT", "WIDTH"),
         help="segmentation: predict from windows of this size (with --slide-stride; default: whole images)",
     )
     parser.add_argument(
-        "--slide-stride", type=int, nargs=2, default=(), metavar=("HEIGHT", "WIDTH"), help="window stride"
+        "--slide-stride", type=int, nargs=2, default=None, metavar=("HEIGHT", "WIDTH"), help="window stride"
     )
-    parser.add_argument("--flip", action="store_true", help="flip test (segmentation, pose, landmarks)")
+    parser.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="flip test (segmentation, pose, landmarks; default: off)",
+    )
     parser.add_argument(
         "--person-boxes",
-        default="gt",
+        default=None,
         help="pose: 'gt' or a COCO detection results JSON of person boxes (then OKS-NMS at 0.9 per image)",
     )
     parser.add_argument("--num-plots", type=int, default=8, help="prediction pictures to draw")
@@ -99,12 +108,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         workers=args.workers,
         device=args.device,
-        scales=tuple(args.scales),
-        test_scale=tuple(args.test_scale),
-        slide_crop=tuple(args.slide_crop),
-        slide_stride=tuple(args.slide_stride),
-        flip=args.flip,
-        person_boxes=args.person_boxes,
+        **_protocol(args),
         num_plots=args.num_plots,
         amp=args.amp,
         progress=args.progress,
@@ -132,6 +136,30 @@ def run(args: argparse.Namespace) -> int:
         finally:
             tracker.close()
     return 0
+
+
+def _protocol(args: argparse.Namespace) -> dict[str, Any]:
+    """The test protocol's EvalConfig fields: the flags given, then (published weights evaluated
+    as a row) the row's ``evaluate:`` entry, then the defaults."""
+    row: dict[str, Any] = {}
+    if args.weights is not None and args.params is not None and args.row is not None:
+        from hrnet.mlops.rows import load_suite
+
+        row = dict(load_suite(args.params).row(args.row).evaluate)
+    defaults: dict[str, Any] = {
+        "scales": (1.0,),
+        "test_scale": (),
+        "slide_crop": (),
+        "slide_stride": (),
+        "flip": False,
+        "person_boxes": "gt",
+    }
+    protocol = {}
+    for name, default in defaults.items():
+        value = getattr(args, name)
+        value = value if value is not None else row.get(name, default)
+        protocol[name] = tuple(value) if isinstance(value, list | tuple) else value
+    return protocol
 
 
 def _attach_tracking(args: argparse.Namespace):  # -> Tracker | None

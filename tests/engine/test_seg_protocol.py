@@ -225,3 +225,34 @@ def test_evaluate_on_ade20k_rescales_slides_and_records_the_protocol(tmp_path) -
     assert seen == [(16, 24), (16, 24)]
     assert metrics["test_scale"] == "16x64" and metrics["test_mode"] == "slide 16x24 stride 8x8"
     assert 0.0 <= metrics["mIoU"] <= 1.0
+
+
+def test_published_weights_evaluated_as_a_row_take_its_protocol_unless_flags_say_otherwise() -> None:
+    from hrnet.cli import build_parser
+    from hrnet.commands.evaluate import _protocol
+
+    root = Path(__file__).resolve().parents[2]
+    row = ["--weights", "w.pth", "--params", str(root / "benchmarks" / "params.yaml"), "--row"]
+    parser = build_parser()
+    context = _protocol(parser.parse_args(["evaluate", *row, "seg_pascal_context_w48_40k"]))
+    assert context == {
+        "scales": (0.5, 0.75, 1.0, 1.25, 1.5, 1.75),
+        "test_scale": (),  # the dataset's (520 x 520)
+        "slide_crop": (480, 480),
+        "slide_stride": (320, 320),
+        "flip": True,
+        "person_boxes": "gt",
+    }
+    given = _protocol(
+        parser.parse_args(["evaluate", *row, "seg_pascal_context_w48_40k", "--no-flip", "--scales", "1"])
+    )
+    assert given["flip"] is False and given["scales"] == (1.0,) and given["slide_crop"] == (480, 480)
+    plain = _protocol(parser.parse_args(["evaluate", "--run-dir", "runs/x"]))
+    assert plain == {
+        "scales": (1.0,),
+        "test_scale": (),
+        "slide_crop": (),
+        "slide_stride": (),
+        "flip": False,
+        "person_boxes": "gt",
+    }
