@@ -44,9 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs=2,
         default=None,
         metavar=("HEIGHT", "WIDTH"),
-        help="segmentation: rescale each test image to fit HEIGHT x WIDTH, keeping its aspect ratio "
-        "(--scales multiply it; default: the dataset's, Cityscapes 1024 2048, ADE20K and VOC 512 2048, "
-        "Pascal Context 520 520; other sets at their own size)",
+        help="segmentation: rescale each test image, keeping its aspect ratio, to the largest size whose "
+        "long side is at most the larger and short side at most the smaller number (--scales multiply "
+        "them; default: the dataset's, Cityscapes 1024 2048, ADE20K and VOC 512 2048, Pascal Context "
+        "520 520; other sets at their own size)",
     )
     parser.add_argument(
         "--slide-crop",
@@ -158,7 +159,9 @@ def _protocol(args: argparse.Namespace) -> dict[str, Any]:
     for name, default in defaults.items():
         value = getattr(args, name)
         value = value if value is not None else row.get(name, default)
-        protocol[name] = tuple(value) if isinstance(value, list | tuple) else value
+        if isinstance(value, list | tuple):  # sizes are pixel counts, scales ratios
+            value = tuple(float(v) if name == "scales" else int(v) for v in value)
+        protocol[name] = value
     return protocol
 
 

@@ -265,6 +265,11 @@ class EvalConfig:
                 )
         if bool(self.slide_crop) != bool(self.slide_stride):
             raise HRNetError("evaluate: slide_crop and slide_stride go together (sliding-window test)")
+        if self.slide_crop and any(s > c for s, c in zip(self.slide_stride, self.slide_crop)):
+            raise HRNetError(
+                f"evaluate: slide_stride {list(self.slide_stride)} is larger than slide_crop "
+                f"{list(self.slide_crop)}: pixels between the windows would not be predicted"
+            )
 
     @property
     def slide(self) -> tuple[tuple[int, int], tuple[int, int]] | None:

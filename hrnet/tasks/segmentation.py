@@ -3,6 +3,8 @@ scale and, when asked, multi-scale + flip."""
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,7 +89,7 @@ def slide_logits(model: nn.Module, images: Tensor, crop: tuple[int, int], stride
                 total = logits.new_zeros((images.shape[0], logits.shape[1], height, width))
             total[..., y1:y2, x1:x2] += logits
             count[..., y1:y2, x1:x2] += 1
-    assert total is not None
+    assert total is not None and bool((count > 0).all()), "sliding windows left pixels uncovered"
     return total / count
 
 
@@ -233,6 +235,13 @@ class SegmentationTask(Task):
             raise HRNetError(
                 f"{cfg.data}: its classes differ from the {len(classes)} the model was trained on"
             )
+        if BASE_SIZES[cfg.dataset] is not None and ecfg.batch_size > 1:
+            # the benchmark sets' images keep their own (varying) sizes: one per forward pass, as
+            # MMSegmentation's test loader (samples_per_gpu=1)
+            print(
+                f"evaluate: one image per pass ({cfg.dataset} images keep their own sizes)", file=sys.stderr
+            )
+            ecfg = dataclasses.replace(ecfg, batch_size=1)
         loader = eval_loader(self, ecfg, device, dataset)
         test_scale = test_scale_of(cfg, ecfg)
         single, multi, samples = score_segmentation(
@@ -250,7 +259,7 @@ class SegmentationTask(Task):
                 }
             )
         # the protocol the numbers were made under (strings: MLflow params, not metrics)
-        result["test_scale"] = "x".join(map(str, test_scale)) if test_scale else "own size"
+        result["test_resize"] = "fit " + "x".join(map(str, test_scale)) if test_scale else "own size"
         result["test_mode"] = (
             "slide {}x{} stride {}x{}".format(*ecfg.slide[0], *ecfg.slide[1]) if ecfg.slide else "whole"
         )

@@ -15,7 +15,6 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from hrnet.data.segmentation import TEST_SCALES
 from hrnet.engine.config import EvalConfig
 from hrnet.errors import HRNetError
 from hrnet.mlops.smoke import _smoke_test_protocol
@@ -51,16 +50,6 @@ class Recorder(nn.Module):
 )
 def test_rescaled_size_follows_mmcv_keep_ratio(hw, scale, ratio, expected) -> None:
     assert rescaled_size(*hw, scale, ratio) == expected
-
-
-def test_the_benchmark_sets_test_scales() -> None:
-    # configs/_base_/datasets/*.py: MultiScaleFlipAug img_scale, (width, height) there
-    assert TEST_SCALES == {
-        "cityscapes": (1024, 2048),
-        "ade20k": (512, 2048),
-        "voc": (512, 2048),
-        "pascal_context": (520, 520),
-    }
 
 
 def test_slide_windows_end_at_the_edges() -> None:
@@ -137,6 +126,7 @@ def test_probabilities_slide_over_each_rescaled_image() -> None:
         {"slide_crop": (480, 480, 3), "slide_stride": (320, 320)},
         {"test_scale": (512,)},
         {"test_scale": (0, 512)},
+        {"slide_crop": (480, 480), "slide_stride": (320, 500)},  # gaps between the windows
     ],
 )
 def test_eval_config_refuses_a_half_given_protocol(values) -> None:
@@ -191,11 +181,15 @@ def test_the_dataset_gives_the_default_test_scale() -> None:
 
 
 def test_evaluate_on_ade20k_rescales_slides_and_records_the_protocol(tmp_path) -> None:
+    import numpy as np
+
     from hrnet.engine.config import config_from_mapping
     from hrnet.tasks import get_task
-    from tests.data.fixtures import make_ade20k
+    from tests.data.fixtures import make_ade20k, save_image
 
-    root = make_ade20k(tmp_path / "ade")  # one 4x8 validation image
+    root = make_ade20k(tmp_path / "ade")  # one 4x8 validation image, and a 6x10 one beside it
+    save_image(root / "images" / "validation" / "ADE_val_00000002.jpg", np.zeros((6, 10, 3), np.uint8))
+    save_image(root / "annotations" / "validation" / "ADE_val_00000002.png", np.ones((6, 10), np.uint8))
     values = {
         "task": "segmentation",
         "model": "fcn_hrnetv2_w18_small",
@@ -211,6 +205,7 @@ def test_evaluate_on_ade20k_rescales_slides_and_records_the_protocol(tmp_path) -
     model.register_forward_pre_hook(lambda _m, inputs: seen.append(tuple(inputs[0].shape[-2:])))
     ecfg = EvalConfig(
         split="validation",
+        batch_size=16,  # images of two sizes: evaluated one per pass
         workers=0,
         device="cpu",
         test_scale=(16, 64),
@@ -221,9 +216,10 @@ def test_evaluate_on_ade20k_rescales_slides_and_records_the_protocol(tmp_path) -
     )
     info = {"class_names": list(task.dataset(cfg, "validation", train=False).classes)}
     metrics = task.evaluate(model, cfg, ecfg, info, torch.device("cpu"), tmp_path)
-    # 4x8 fitted in 16x64: factor 4 -> 16x32; windows at x 0-24 and 8-32
-    assert seen == [(16, 24), (16, 24)]
-    assert metrics["test_scale"] == "16x64" and metrics["test_mode"] == "slide 16x24 stride 8x8"
+    # 4x8 fitted in 16x64: factor 4 -> 16x32, windows at x 0-24 and 8-32; 6x10: factor 16/6 ->
+    # 16x27 (26.67 + 0.5), windows at x 0-24 and 3-27
+    assert seen == [(16, 24)] * 4
+    assert metrics["test_resize"] == "fit 16x64" and metrics["test_mode"] == "slide 16x24 stride 8x8"
     assert 0.0 <= metrics["mIoU"] <= 1.0
 
 
