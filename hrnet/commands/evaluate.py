@@ -142,27 +142,17 @@ def run(args: argparse.Namespace) -> int:
 def _protocol(args: argparse.Namespace) -> dict[str, Any]:
     """The test protocol's EvalConfig fields: the flags given, then (published weights evaluated
     as a row) the row's ``evaluate:`` entry, then the defaults."""
+    from hrnet.engine.config import PROTOCOL_FIELDS, protocol_fields
+
     row: dict[str, Any] = {}
     if args.weights is not None and args.params is not None and args.row is not None:
         from hrnet.mlops.rows import load_suite
 
         row = dict(load_suite(args.params).row(args.row).evaluate)
-    defaults: dict[str, Any] = {
-        "scales": (1.0,),
-        "test_scale": (),
-        "slide_crop": (),
-        "slide_stride": (),
-        "flip": False,
-        "person_boxes": "gt",
-    }
-    protocol = {}
-    for name, default in defaults.items():
-        value = getattr(args, name)
-        value = value if value is not None else row.get(name, default)
-        if isinstance(value, list | tuple):  # sizes are pixel counts, scales ratios
-            value = tuple(float(v) if name == "scales" else int(v) for v in value)
-        protocol[name] = value
-    return protocol
+    flags = {name: getattr(args, name) for name in PROTOCOL_FIELDS}
+    return protocol_fields(
+        flags, row, source=f"{args.params} rows.{args.row}.evaluate" if row else "evaluate"
+    )
 
 
 def _attach_tracking(args: argparse.Namespace):  # -> Tracker | None

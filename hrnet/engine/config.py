@@ -345,6 +345,24 @@ def config_from_mapping(
     return dataclasses.replace(base or TrainConfig(), **resolved)
 
 
+# the EvalConfig fields of the test protocol: what a row's ``evaluate:`` entry (and the flags of
+# ``hrnet evaluate``) set; its other keys (``data``, ``dataset``) say which data is scored
+PROTOCOL_FIELDS = ("scales", "test_scale", "slide_crop", "slide_stride", "flip", "person_boxes")
+
+
+def protocol_fields(*sources: Mapping[str, Any], source: str = "evaluate") -> dict[str, Any]:
+    """The test protocol as :class:`EvalConfig` keyword arguments: each field from the first of
+    ``sources`` that sets it (a value that is not None), else EvalConfig's default; values are
+    converted to the field's type (HRNetError naming ``source`` and the key otherwise)."""
+    hints = _field_types(EvalConfig)
+    defaults = EvalConfig()
+    fields = {}
+    for name in PROTOCOL_FIELDS:
+        value = next((m[name] for m in sources if m.get(name) is not None), None)
+        fields[name] = getattr(defaults, name) if value is None else _coerce(name, hints[name], value, source)
+    return fields
+
+
 # --------------------------------------------------------------------------------------------
 # CLI flags <-> fields
 # --------------------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ def verify_row(
     """Verify ``row_id`` of ``params`` from the catalogued ``checkpoint``; returns the record
     written to ``<out>/verified.json`` (default out: ``runs/<row>/verify-<source>``)."""
     from hrnet.data.checkpoints import get_checkpoint
-    from hrnet.engine.config import EvalConfig, config_from_mapping
+    from hrnet.engine.config import EvalConfig, config_from_mapping, protocol_fields
     from hrnet.engine.evaluate import evaluate_run
     from hrnet.engine.published import import_weights
     from hrnet.mlops.rows import train_settings
@@ -136,12 +136,7 @@ def verify_row(
         batch_size=launch.eval_batch_size,
         workers=launch.workers,
         device=launch.device,
-        scales=tuple(float(s) for s in protocol.get("scales", (1.0,))),
-        test_scale=tuple(int(s) for s in protocol.get("test_scale", ())),
-        slide_crop=tuple(int(s) for s in protocol.get("slide_crop", ())),
-        slide_stride=tuple(int(s) for s in protocol.get("slide_stride", ())),
-        flip=bool(protocol.get("flip", False)),
-        person_boxes=str(protocol.get("person_boxes", "gt")),
+        **protocol_fields(protocol, source=f"{params} rows.{row.id}.evaluate"),
         progress=launch.progress,
     )
     # a row scored on another dataset: its evaluate.dataset's root and format (rows.py)
