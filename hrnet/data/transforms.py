@@ -22,6 +22,8 @@ import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as F
 from torchvision import tv_tensors
 
+from hrnet.errors import HRNetError
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -300,6 +302,120 @@ def detection_train_transforms(
         steps.append(T.RandomHorizontalFlip(hflip_prob))
     steps.append(_PerImageMaskKept(T.SanitizeBoundingBoxes(labels_getter=_detection_labels)))
     return T.Compose(steps + _to_float(None, None))
+
+
+# CenterNet's colour augmentation: the PCA of ImageNet colours (src/lib/datasets/dataset/coco.py
+# ``_eig_val`` / ``_eig_vec``, in BGR order there), brightness / contrast / saturation 0.4 and
+# lighting 0.1 (src/lib/utils/image.py ``color_aug``)
+CENTERNET_EIG_VAL = (0.2141788, 0.01817699, 0.00341571)
+CENTERNET_EIG_VEC = (
+    (-0.58752847, -0.69563484, 0.41340352),
+    (-0.5832747, 0.00994535, -0.81221408),
+    (-0.56089297, 0.71832671, 0.41158938),
+)
+CENTERNET_SCALES = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)  # np.arange(0.6, 1.4, 0.1)
+
+
+class CenterNetCrop:
+    """CenterNet's training input (xingyizhou/CenterNet ``src/lib/datasets/sample/ctdet.py``,
+    ``not_rand_crop`` off): a square of side ``max(h, w) * r`` (``r`` drawn from
+    :data:`CENTERNET_SCALES`) around a random centre at least ``border`` pixels inside the
+    image (128, halved until it fits) is mapped by an affine warp (bilinear, zeros outside) onto
+    ``size``; the image is mirrored with ``hflip_prob`` first (centre and boxes as there:
+    ``x -> w - x - 1``); the boxes' corners go through the same warp, are clipped to the output
+    and dropped when empty; then, with ``color``, CenterNet's colour augmentation.
+
+    Called as ``(image, target)`` with the image float ``[3, H, W]`` in 0..1 (RGB) and the target
+    of :class:`hrnet.data.coco.CocoDetection` without masks; returns the warped image and target.
+    Random draws come from torch's generator (the engine seeds it per item).
+    """
+
+    def __init__(self, size: tuple[int, int], *, hflip_prob: float = 0.5, color: bool = True) -> None:
+        self.size = (int(size[0]), int(size[1]))  # (height, width)
+        self.hflip_prob = hflip_prob
+        self.color = color
+
+    @staticmethod
+    def border(border: int, side: int) -> int:
+        """CenterNet's ``_get_border``: ``border`` halved until ``side - b > b``."""
+        i = 1
+        while side - border // i <= border // i:
+            i *= 2
+        return border // i
+
+    def __call__(self, image: torch.Tensor, target: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
+        if "masks" in target or "semantic" in target:
+            raise HRNetError("CenterNet's crop takes boxes only (its models predict no masks)")
+        height, width = image.shape[-2:]
+        out_h, out_w = self.size
+        side = max(height, width) * CENTERNET_SCALES[int(torch.randint(len(CENTERNET_SCALES), ()))]
+        bw, bh = self.border(128, width), self.border(128, height)
+        cx = float(torch.randint(bw, width - bw, ()))
+        cy = float(torch.randint(bh, height - bh, ()))
+        boxes = torch.as_tensor(target["boxes"]).as_subclass(torch.Tensor).clone().float()
+        image = torch.as_tensor(image).as_subclass(torch.Tensor)
+        if float(torch.rand(())) < self.hflip_prob:
+            image = image.flip(-1)
+            cx = width - cx - 1
+            boxes[:, [0, 2]] = width - boxes[:, [2, 0]] - 1
+        # CenterNet's get_affine_transform without rotation: the side maps onto the output width,
+        # the centre onto the output's centre (pixel centres at integers, as cv2.warpAffine)
+        k = out_w / side
+        warped = self._warp(image, k, cx, cy)
+        boxes[:, [0, 2]] = (k * (boxes[:, [0, 2]] - cx) + out_w / 2).clamp(0, out_w - 1)
+        boxes[:, [1, 3]] = (k * (boxes[:, [1, 3]] - cy) + out_h / 2).clamp(0, out_h - 1)
+        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        out = dict(target)
+        out["boxes"] = tv_tensors.BoundingBoxes(
+            boxes[keep], format=tv_tensors.BoundingBoxFormat.XYXY, canvas_size=(out_h, out_w)
+        )
+        for key in ("labels", "iscrowd", "area", "ann_id"):
+            if key in out:
+                out[key] = out[key][keep]
+        if self.color:
+            warped = centernet_color(warped)
+        return tv_tensors.Image(warped), out
+
+    def _warp(self, image: torch.Tensor, k: float, cx: float, cy: float) -> torch.Tensor:
+        """Output pixel ``(x, y)`` samples the input at ``((x - W/2) / k + cx, (y - H/2) / k + cy)``."""
+        import torch.nn.functional as nnf
+
+        out_h, out_w = self.size
+        height, width = image.shape[-2:]
+        xs = (torch.arange(out_w, dtype=torch.float32) - out_w / 2) / k + cx
+        ys = (torch.arange(out_h, dtype=torch.float32) - out_h / 2) / k + cy
+        # grid_sample (align_corners=False): pixel i of n is at (2 i + 1) / n - 1
+        gx = (2 * xs + 1) / width - 1
+        gy = (2 * ys + 1) / height - 1
+        grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1)[None]
+        return nnf.grid_sample(image[None].float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+
+
+def centernet_color(image: torch.Tensor) -> torch.Tensor:
+    """CenterNet's ``color_aug`` of a float RGB image ``[3, H, W]`` in 0..1: brightness,
+    contrast and saturation (factors ``1 + U(-0.4, 0.4)``, in a random order, against the grey
+    image before them, ``0.299 R + 0.587 G + 0.114 B``), then PCA lighting (``alpha ~ N(0, 0.1)``);
+    no clipping, as there."""
+    grey = 0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]
+    grey_mean = grey.mean()
+    out = image.clone()
+    for op in torch.randperm(3).tolist():
+        alpha = 1.0 + float(torch.empty(()).uniform_(-0.4, 0.4))
+        if op == 0:  # brightness
+            out = out * alpha
+        elif op == 1:  # contrast
+            out = out * alpha + grey_mean * (1 - alpha)
+        else:  # saturation
+            out = out * alpha + grey[None] * (1 - alpha)
+    alpha = torch.randn(3) * 0.1
+    shift_bgr = torch.tensor(CENTERNET_EIG_VEC) @ (torch.tensor(CENTERNET_EIG_VAL) * alpha)
+    return out + shift_bgr.flip(0)[:, None, None]  # BGR -> RGB
+
+
+def centernet_train_transforms(size: tuple[int, int], *, hflip_prob: float = 0.5) -> T.Compose:
+    """CenterNet detection training: :class:`CenterNetCrop` to ``size`` with colour augmentation;
+    output image float32 ``[3, *size]`` in 0..1 before the colour shifts (not normalised)."""
+    return T.Compose([T.ToImage(), *_to_float(None, None), CenterNetCrop(size, hflip_prob=hflip_prob)])
 
 
 class _PerImageMaskKept(T.Transform):

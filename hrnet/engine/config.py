@@ -21,6 +21,7 @@ from hrnet.errors import HRNetError
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("step", "poly", "cosine")
 WARMUPS = ("linear", "constant")
+DET_AUGMENTS = ("flip", "centernet")
 AMP_MODES = ("none", "bf16", "fp16")
 
 
@@ -123,6 +124,11 @@ class TrainConfig:
     heatmap_subpixel: bool = field(default=False, metadata=_help("sub-pixel heatmap codec (DARK)"))
     # random horizontal flip of training images (flip pairs come from the dataset)
     hflip: bool = field(default=True, metadata=_help("random horizontal flip in training"))
+    # detection training input: "flip" (the model resizes; random flip with hflip) or "centernet"
+    # (CenterNet's random scale-crop warp to input_size, flip with hflip, colour augmentation)
+    det_augment: str = field(
+        default="flip", metadata=_help(f"detection augmentation, one of {', '.join(DET_AUGMENTS)}")
+    )
     # random scale range of the training augmentation (segmentation, pose, landmarks)
     scale_range: tuple[float, float] = field(default=(1.0, 1.0), metadata=_help("random scale range"))
     # max random rotation in degrees (pose, landmarks)
@@ -177,6 +183,7 @@ class TrainConfig:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("warmup", self.warmup, WARMUPS)
+        _check_choice("det_augment", self.det_augment, DET_AUGMENTS)
         if self.bias_lr_mult < 0 or self.bias_decay_mult < 0:
             raise HRNetError(
                 f"config: bias_lr_mult and bias_decay_mult must be >= 0, got {self.bias_lr_mult}, {self.bias_decay_mult}"

@@ -143,11 +143,13 @@ class DetectionTask(Task):
 
         self.check_format(cfg.dataset)
         root = require_root(cfg)
-        tf = (
-            T.detection_train_transforms(hflip_prob=0.5 if cfg.hflip else 0.0)
-            if train
-            else T.detection_eval_transforms()
-        )
+        hflip = 0.5 if cfg.hflip else 0.0
+        if not train:
+            tf = T.detection_eval_transforms()
+        elif cfg.det_augment == "centernet":
+            tf = T.centernet_train_transforms((cfg.input_size[0], cfg.input_size[1]), hflip_prob=hflip)
+        else:
+            tf = T.detection_train_transforms(hflip_prob=hflip)
         return CocoDetection(
             self.image_folder(cfg, split),
             self.annotation_file(cfg, split),

@@ -1,0 +1,102 @@
+"""CenterNet's training input (xingyizhou/CenterNet src/lib/datasets/sample/ctdet.py): the random
+scale-crop warp must move the boxes with the picture, draw the side from CenterNet's scales and
+the centre inside its border; the colour augmentation only shifts colours.
+
+The checks read the warped picture itself (where a drawn rectangle lands), so they do not depend
+on how the warp is written; the border values are worked out by hand from ``_get_border``."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torchvision import tv_tensors
+
+from hrnet.data.transforms import CENTERNET_SCALES, CenterNetCrop, centernet_color
+from hrnet.errors import HRNetError
+
+
+def _picture(height: int = 200, width: int = 300) -> tuple[torch.Tensor, dict]:
+    image = torch.zeros(3, height, width)
+    image[:, 40:120, 50:150] = 1.0  # a white rectangle: pixels x 50..149, y 40..119
+    target = {
+        "boxes": tv_tensors.BoundingBoxes(
+            torch.tensor([[50.0, 40.0, 150.0, 120.0], [280.0, 190.0, 299.0, 199.0]]),
+            format=tv_tensors.BoundingBoxFormat.XYXY,
+            canvas_size=(height, width),
+        ),
+        "labels": torch.tensor([1, 2]),
+        "iscrowd": torch.tensor([0, 0]),
+        "area": torch.tensor([8000.0, 171.0]),
+        "ann_id": torch.tensor([7, 8]),
+        "image_id": 3,
+    }
+    return image, target
+
+
+@pytest.mark.parametrize(("side", "expected"), [(512, 128), (300, 128), (200, 64), (100, 32), (40, 16), (1, 0)])
+def test_border_follows_centernet(side: int, expected: int) -> None:
+    # _get_border(128, side): halve 128 until side - b > b
+    assert CenterNetCrop.border(128, side) == expected
+
+
+def test_boxes_follow_the_picture_and_the_side_is_one_of_centernets_scales() -> None:
+    crop = CenterNetCrop((128, 128), hflip_prob=0.5, color=False)
+    seen_scales = set()
+    for seed in range(40):
+        torch.manual_seed(seed)
+        image, target = _picture()
+        out, t = crop(image, target)
+        assert out.shape == (3, 128, 128) and t["boxes"].canvas_size == (128, 128)
+        assert len(t["labels"]) == len(t["boxes"]) == len(t["ann_id"]) == len(t["area"])
+        white = out[0] > 0.5
+        if 1 not in t["labels"].tolist():
+            assert white.sum() <= 2  # the rectangle left the crop (at most an edge's blur)
+            continue
+        box = t["boxes"][t["labels"].tolist().index(1)]
+        rows, cols = torch.nonzero(white, as_tuple=True)
+        drawn = torch.tensor([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], dtype=torch.float32)
+        # where the warped rectangle is, within the resampling's pixel and CenterNet's x -> w - x - 1
+        assert torch.allclose(box, drawn.clamp(max=127), atol=2.0), (seed, box, drawn)
+        x0, y0, x1, y1 = box.tolist()
+        if 0 < x0 and x1 < 127 and 0 < y0 and y1 < 127:  # not clipped: its size gives the scale
+            k = (y1 - y0) / 80.0
+            ratio = 128 / (k * 300)
+            seen_scales.add(min(CENTERNET_SCALES, key=lambda r: abs(r - ratio)))
+            assert min(abs(r - ratio) for r in CENTERNET_SCALES) < 0.01, ratio
+    assert len(seen_scales) >= 3
+
+
+def test_every_centre_stays_inside_the_border() -> None:
+    # a picture whose pixels hold their own x and y: the output's centre pixel reads the centre
+    crop = CenterNetCrop((64, 64), hflip_prob=0.0, color=False)
+    height, width = 200, 300
+    xs = torch.arange(width, dtype=torch.float32).expand(height, width)
+    ys = torch.arange(height, dtype=torch.float32)[:, None].expand(height, width)
+    for seed in range(30):
+        torch.manual_seed(seed)
+        image = torch.stack([xs, ys, torch.zeros_like(xs)])
+        target = {"boxes": tv_tensors.BoundingBoxes(torch.zeros(0, 4), format="XYXY", canvas_size=(height, width))}
+        out, _ = crop(image, target)
+        # the output's centre (32, 32) samples the input at the drawn centre (cx, cy)
+        cx, cy = float(out[0, 32, 32]), float(out[1, 32, 32])
+        assert 128 <= cx < 300 - 128 + 1 and 64 <= cy < 200 - 64 + 1, (cx, cy)
+        assert cx == pytest.approx(round(cx), abs=1e-3) and cy == pytest.approx(round(cy), abs=1e-3)
+
+
+def test_masks_are_refused() -> None:
+    image, target = _picture()
+    target["masks"] = tv_tensors.Mask(torch.zeros(2, 200, 300, dtype=torch.uint8))
+    with pytest.raises(HRNetError, match="boxes only"):
+        CenterNetCrop((64, 64))(image, target)
+
+
+def test_colour_augmentation_of_a_grey_picture_only_adds_a_colour_cast() -> None:
+    # brightness, contrast and saturation keep a grey picture grey; the lighting adds one
+    # constant per channel (the PCA colour shift), so channel differences are the same everywhere
+    torch.manual_seed(0)
+    grey = torch.rand(1, 16, 16).expand(3, 16, 16).clone()
+    out = centernet_color(grey)
+    diff = out - out[1:2]
+    assert torch.allclose(diff, diff[:, :1, :1].expand_as(diff), atol=1e-6)
+    assert 0 < diff.abs().max() < 0.2
+    assert not torch.allclose(out, grey)
