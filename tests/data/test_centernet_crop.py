@@ -100,3 +100,29 @@ def test_colour_augmentation_of_a_grey_picture_only_adds_a_colour_cast() -> None
     assert torch.allclose(diff, diff[:, :1, :1].expand_as(diff), atol=1e-6)
     assert 0 < diff.abs().max() < 0.2
     assert not torch.allclose(out, grey)
+
+
+def test_the_centernet_rows_train_on_the_warped_input(tmp_path) -> None:
+    from hrnet.engine.config import config_from_mapping
+    from hrnet.tasks import get_task
+    from tests.data.fixtures import make_coco_instances
+
+    image_dir, ann_file = make_coco_instances(tmp_path / "src")  # 32x24 images
+    root = tmp_path / "coco"  # the published layout: <root>/train2017, annotations/instances_train2017.json
+    (root / "annotations").mkdir(parents=True)
+    image_dir.rename(root / "train2017")
+    ann_file.rename(root / "annotations" / "instances_train2017.json")
+    values = {
+        "task": "detection",
+        "model": "centernet_hrnetv2_w18",
+        "dataset": "coco_instances",
+        "data": str(root),
+        "input_size": [64, 64],
+        "det_augment": "centernet",
+    }
+    cfg = config_from_mapping(values, source="test")
+    task = get_task("detection")
+    image, target = task.dataset(cfg, "train2017", train=True)[0]
+    assert image.shape == (3, 64, 64) and target["boxes"].canvas_size == (64, 64)
+    image, _ = task.dataset(cfg, "train2017", train=False)[0]  # evaluation: the picture as it is
+    assert image.shape == (3, 24, 32)
