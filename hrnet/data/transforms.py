@@ -25,11 +25,17 @@ from torchvision import tv_tensors
 from hrnet.errors import HRNetError
 
 __all__ = [
+    "CENTERNET_EIG_VAL",
+    "CENTERNET_EIG_VEC",
+    "CENTERNET_SCALES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "RandomCropCatMax",
     "RandomRescale",
+    "CenterNetCrop",
     "TopDownTransform",
+    "centernet_color",
+    "centernet_train_transforms",
     "classification_eval_transforms",
     "classification_train_transforms",
     "collate_classification",
@@ -323,17 +329,22 @@ class CenterNetCrop:
     image (128, halved until it fits) is mapped by an affine warp (bilinear, zeros outside) onto
     ``size``; the image is mirrored with ``hflip_prob`` first (centre and boxes as there:
     ``x -> w - x - 1``); the boxes' corners go through the same warp, are clipped to the output
-    and dropped when empty; then, with ``color``, CenterNet's colour augmentation.
+    as CenterNet clips them on its stride-``down_ratio`` heatmap (``[0, out / down_ratio - 1]``
+    there, ``[0, out - down_ratio]`` in input pixels) and dropped when empty; then, with
+    ``color``, CenterNet's colour augmentation.
 
     Called as ``(image, target)`` with the image float ``[3, H, W]`` in 0..1 (RGB) and the target
     of :class:`hrnet.data.coco.CocoDetection` without masks; returns the warped image and target.
     Random draws come from torch's generator (the engine seeds it per item).
     """
 
-    def __init__(self, size: tuple[int, int], *, hflip_prob: float = 0.5, color: bool = True) -> None:
+    def __init__(
+        self, size: tuple[int, int], *, hflip_prob: float = 0.5, color: bool = True, down_ratio: int = 4
+    ) -> None:
         self.size = (int(size[0]), int(size[1]))  # (height, width)
         self.hflip_prob = hflip_prob
         self.color = color
+        self.down_ratio = down_ratio  # src/lib/opts.py --down_ratio 4
 
     @staticmethod
     def border(border: int, side: int) -> int:
@@ -362,8 +373,8 @@ class CenterNetCrop:
         # the centre onto the output's centre (pixel centres at integers, as cv2.warpAffine)
         k = out_w / side
         warped = self._warp(image, k, cx, cy)
-        boxes[:, [0, 2]] = (k * (boxes[:, [0, 2]] - cx) + out_w / 2).clamp(0, out_w - 1)
-        boxes[:, [1, 3]] = (k * (boxes[:, [1, 3]] - cy) + out_h / 2).clamp(0, out_h - 1)
+        boxes[:, [0, 2]] = (k * (boxes[:, [0, 2]] - cx) + out_w / 2).clamp(0, out_w - self.down_ratio)
+        boxes[:, [1, 3]] = (k * (boxes[:, [1, 3]] - cy) + out_h / 2).clamp(0, out_h - self.down_ratio)
         keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         out = dict(target)
         out["boxes"] = tv_tensors.BoundingBoxes(
@@ -382,8 +393,8 @@ class CenterNetCrop:
 
         out_h, out_w = self.size
         height, width = image.shape[-2:]
-        xs = (torch.arange(out_w, dtype=torch.float32) - out_w / 2) / k + cx
-        ys = (torch.arange(out_h, dtype=torch.float32) - out_h / 2) / k + cy
+        xs = (torch.arange(out_w, dtype=torch.float32, device=image.device) - out_w / 2) / k + cx
+        ys = (torch.arange(out_h, dtype=torch.float32, device=image.device) - out_h / 2) / k + cy
         # grid_sample (align_corners=False): pixel i of n is at (2 i + 1) / n - 1
         gx = (2 * xs + 1) / width - 1
         gy = (2 * ys + 1) / height - 1
@@ -391,25 +402,34 @@ class CenterNetCrop:
         return nnf.grid_sample(image[None].float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
 
 
-def centernet_color(image: torch.Tensor) -> torch.Tensor:
-    """CenterNet's ``color_aug`` of a float RGB image ``[3, H, W]`` in 0..1: brightness,
-    contrast and saturation (factors ``1 + U(-0.4, 0.4)``, in a random order, against the grey
-    image before them, ``0.299 R + 0.587 G + 0.114 B``), then PCA lighting (``alpha ~ N(0, 0.1)``);
-    no clipping, as there."""
+def centernet_color(
+    image: torch.Tensor,
+    *,
+    order: Sequence[int] | None = None,
+    factors: Sequence[float] | None = None,
+    lighting: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """CenterNet's ``color_aug`` of a float RGB image ``[3, H, W]`` in 0..1: brightness (0),
+    contrast (1) and saturation (2) in a random ``order``, each with a factor ``1 + U(-0.4, 0.4)``
+    (``factors``, in the order applied) against the grey image before them (``0.299 R + 0.587 G
+    + 0.114 B``), then PCA lighting with ``alpha ~ N(0, 0.1)`` per eigenvector (``lighting``);
+    no clipping, as there. The draws come from torch's generator unless given."""
+    order = torch.randperm(3).tolist() if order is None else list(order)
+    if factors is None:
+        factors = [1.0 + float(torch.empty(()).uniform_(-0.4, 0.4)) for _ in order]
+    alpha = torch.randn(3) * 0.1 if lighting is None else lighting
     grey = 0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]
     grey_mean = grey.mean()
     out = image.clone()
-    for op in torch.randperm(3).tolist():
-        alpha = 1.0 + float(torch.empty(()).uniform_(-0.4, 0.4))
+    for op, f in zip(order, factors):
         if op == 0:  # brightness
-            out = out * alpha
+            out = out * f
         elif op == 1:  # contrast
-            out = out * alpha + grey_mean * (1 - alpha)
+            out = out * f + grey_mean * (1 - f)
         else:  # saturation
-            out = out * alpha + grey[None] * (1 - alpha)
-    alpha = torch.randn(3) * 0.1
+            out = out * f + grey[None] * (1 - f)
     shift_bgr = torch.tensor(CENTERNET_EIG_VEC) @ (torch.tensor(CENTERNET_EIG_VAL) * alpha)
-    return out + shift_bgr.flip(0)[:, None, None]  # BGR -> RGB
+    return out + shift_bgr.flip(0)[:, None, None].to(out)  # BGR -> RGB
 
 
 def centernet_train_transforms(size: tuple[int, int], *, hflip_prob: float = 0.5) -> T.Compose:

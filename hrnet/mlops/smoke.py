@@ -132,9 +132,9 @@ def smoke_params(
             train.update({k: v for k, v in DETECTION_SHRINK.items() if accepted is None or k in accepted})
         row["train"] = train
         if train["task"] == "segmentation":
-            protocol = dict(row.get("evaluate") or {})
-            # the format the evaluation reads: the row's evaluate.dataset, else its training one
-            row["evaluate"] = _smoke_test_protocol(protocol.get("dataset") or train["dataset"], protocol)
+            # the format the evaluation reads (the resolved evaluate.dataset, else the training one)
+            scored = suite.row(rid).evaluate.get("dataset") or train["dataset"]
+            row["evaluate"] = _smoke_test_protocol(scored, dict(row.get("evaluate") or {}))
         kept[rid] = row
     params["rows"] = kept
     return params

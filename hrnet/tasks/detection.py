@@ -147,6 +147,8 @@ class DetectionTask(Task):
         if not train:
             tf = T.detection_eval_transforms()
         elif cfg.det_augment == "centernet":
+            if _model_predicts_masks(cfg.model):
+                raise HRNetError(f"det_augment centernet warps boxes only; {cfg.model} predicts masks")
             tf = T.centernet_train_transforms((cfg.input_size[0], cfg.input_size[1]), hflip_prob=hflip)
         else:
             tf = T.detection_train_transforms(hflip_prob=hflip)
@@ -155,7 +157,10 @@ class DetectionTask(Task):
             self.annotation_file(cfg, split),
             transforms=tf,
             with_masks=_model_predicts_masks(cfg.model),
-            skip_empty=train,
+            # CenterNet trains on every image and annotation, crowd ones too (src/lib/datasets/
+            # dataset/coco.py getImgIds(); sample/ctdet.py getAnnIds(imgIds=[img_id]))
+            include_crowd=train and cfg.det_augment == "centernet",
+            skip_empty=train and cfg.det_augment != "centernet",
             # HTC: COCO-stuff maps in MMDetection's layout, <root>/stuffthingmaps/<split>/<stem>.png
             semantic_dir=root / "stuffthingmaps" / split
             if train and _model_uses_semantic_maps(cfg.model)

@@ -7,11 +7,19 @@ on how the warp is written; the border values are worked out by hand from ``_get
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import pytest
 import torch
 from torchvision import tv_tensors
 
-from hrnet.data.transforms import CENTERNET_SCALES, CenterNetCrop, centernet_color
+from hrnet.data.transforms import (
+    CENTERNET_EIG_VAL,
+    CENTERNET_EIG_VEC,
+    CENTERNET_SCALES,
+    CenterNetCrop,
+    centernet_color,
+)
 from hrnet.errors import HRNetError
 
 
@@ -39,14 +47,16 @@ def test_border_follows_centernet(side: int, expected: int) -> None:
     assert CenterNetCrop.border(128, side) == expected
 
 
-def test_boxes_follow_the_picture_and_the_side_is_one_of_centernets_scales() -> None:
-    crop = CenterNetCrop((128, 128), hflip_prob=0.5, color=False)
+@pytest.mark.parametrize("size", [(128, 128), (64, 128)])
+def test_boxes_follow_the_picture_and_the_side_is_one_of_centernets_scales(size: tuple[int, int]) -> None:
+    out_h, out_w = size
+    crop = CenterNetCrop(size, hflip_prob=0.5, color=False)
     seen_scales = set()
     for seed in range(40):
         torch.manual_seed(seed)
         image, target = _picture()
         out, t = crop(image, target)
-        assert out.shape == (3, 128, 128) and t["boxes"].canvas_size == (128, 128)
+        assert out.shape == (3, *size) and t["boxes"].canvas_size == size
         assert len(t["labels"]) == len(t["boxes"]) == len(t["ann_id"]) == len(t["area"])
         white = out[0] > 0.5
         if 1 not in t["labels"].tolist():
@@ -55,12 +65,14 @@ def test_boxes_follow_the_picture_and_the_side_is_one_of_centernets_scales() -> 
         box = t["boxes"][t["labels"].tolist().index(1)]
         rows, cols = torch.nonzero(white, as_tuple=True)
         drawn = torch.tensor([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], dtype=torch.float32)
+        # clipped as on the stride-4 heatmap: x <= out_w - 4, y <= out_h - 4
+        limit = torch.tensor([out_w - 4, out_h - 4, out_w - 4, out_h - 4], dtype=torch.float32)
         # where the warped rectangle is, within the resampling's pixel and CenterNet's x -> w - x - 1
-        assert torch.allclose(box, drawn.clamp(max=127), atol=2.0), (seed, box, drawn)
+        assert torch.allclose(box, torch.minimum(drawn, limit), atol=2.0), (seed, box, drawn)
         x0, y0, x1, y1 = box.tolist()
-        if 0 < x0 and x1 < 127 and 0 < y0 and y1 < 127:  # not clipped: its size gives the scale
+        if 0 < x0 and x1 < out_w - 4 and 0 < y0 and y1 < out_h - 4:  # not clipped: its size gives the scale
             k = (y1 - y0) / 80.0
-            ratio = 128 / (k * 300)
+            ratio = out_w / (k * 300)
             seen_scales.add(min(CENTERNET_SCALES, key=lambda r: abs(r - ratio)))
             assert min(abs(r - ratio) for r in CENTERNET_SCALES) < 0.01, ratio
     assert len(seen_scales) >= 3
@@ -79,7 +91,7 @@ def test_every_centre_stays_inside_the_border() -> None:
         out, _ = crop(image, target)
         # the output's centre (32, 32) samples the input at the drawn centre (cx, cy)
         cx, cy = float(out[0, 32, 32]), float(out[1, 32, 32])
-        assert 128 <= cx < 300 - 128 + 1 and 64 <= cy < 200 - 64 + 1, (cx, cy)
+        assert 128 <= cx < 300 - 128 and 64 <= cy < 200 - 64, (cx, cy)  # numpy's randint(low, high)
         assert cx == pytest.approx(round(cx), abs=1e-3) and cy == pytest.approx(round(cy), abs=1e-3)
 
 
@@ -90,39 +102,89 @@ def test_masks_are_refused() -> None:
         CenterNetCrop((64, 64))(image, target)
 
 
-def test_colour_augmentation_of_a_grey_picture_only_adds_a_colour_cast() -> None:
-    # brightness, contrast and saturation keep a grey picture grey; the lighting adds one
-    # constant per channel (the PCA colour shift), so channel differences are the same everywhere
+def _reference_color_aug(bgr: np.ndarray, order, factors, alpha) -> np.ndarray:
+    """CenterNet src/lib/utils/image.py color_aug on an HxWx3 BGR float32 array, with the draws
+    given (its functions list [brightness_, contrast_, saturation_] in ``order``)."""
+    image = bgr.copy()
+    gs = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    gs_mean = gs.mean()
+    for op, f in zip(order, factors):
+        if op == 0:  # brightness_
+            image *= f
+        elif op == 1:  # contrast_: blend_(alpha, image, gs_mean)
+            image *= f
+            image += gs_mean * (1 - f)
+        else:  # saturation_: blend_(alpha, image, gs[:, :, None])
+            image *= f
+            image += gs[:, :, None] * (1 - f)
+    image += np.dot(np.array(CENTERNET_EIG_VEC, np.float32), np.array(CENTERNET_EIG_VAL, np.float32) * alpha)
+    return image
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (2, 0, 1), (1, 2, 0)])
+def test_colour_augmentation_matches_centernets_on_the_bgr_picture(order) -> None:
+    torch.manual_seed(0)
+    rgb = torch.rand(3, 12, 16)
+    factors, alpha = (1.3, 0.7, 1.1), np.array([0.05, -0.12, 0.2], np.float32)
+    ours = centernet_color(rgb, order=order, factors=factors, lighting=torch.from_numpy(alpha))
+    bgr = rgb.flip(0).permute(1, 2, 0).numpy().astype(np.float32)
+    theirs = _reference_color_aug(bgr, order, factors, alpha)
+    assert np.allclose(ours.flip(0).permute(1, 2, 0).numpy(), theirs, atol=1e-4)
+
+
+def test_colour_draws_are_centernets() -> None:
     torch.manual_seed(0)
     grey = torch.rand(1, 16, 16).expand(3, 16, 16).clone()
-    out = centernet_color(grey)
-    diff = out - out[1:2]
+    out = centernet_color(grey)  # brightness / contrast / saturation keep a grey picture grey
+    diff = out - out[1:2]  # the lighting adds one constant per channel
     assert torch.allclose(diff, diff[:, :1, :1].expand_as(diff), atol=1e-6)
     assert 0 < diff.abs().max() < 0.2
-    assert not torch.allclose(out, grey)
+
+
+def test_centernet_rows_train_on_every_image_and_annotation(tmp_path) -> None:
+    from hrnet.engine.config import config_from_mapping
+    from hrnet.tasks import get_task
+
+    root = _coco_root(tmp_path)
+    task = get_task("detection")
+    for augment, images, crowd in (("centernet", 3, True), ("flip", 1, False)):
+        cfg = config_from_mapping({**_DETECTION, "data": str(root), "det_augment": augment}, source="test")
+        data = task.dataset(cfg, "train2017", train=True)
+        assert len(data) == images  # CenterNet keeps the image without and the one with only crowd
+        with_crowd = any(int(data[i][1]["iscrowd"].sum()) > 0 for i in range(len(data)))
+        assert with_crowd is crowd
 
 
 def test_the_centernet_rows_train_on_the_warped_input(tmp_path) -> None:
     from hrnet.engine.config import config_from_mapping
     from hrnet.tasks import get_task
-    from tests.data.fixtures import make_coco_instances
 
-    image_dir, ann_file = make_coco_instances(tmp_path / "src")  # 32x24 images
-    root = tmp_path / "coco"  # the published layout: <root>/train2017, annotations/instances_train2017.json
-    (root / "annotations").mkdir(parents=True)
-    image_dir.rename(root / "train2017")
-    ann_file.rename(root / "annotations" / "instances_train2017.json")
-    values = {
-        "task": "detection",
-        "model": "centernet_hrnetv2_w18",
-        "dataset": "coco_instances",
-        "data": str(root),
-        "input_size": [64, 64],
-        "det_augment": "centernet",
-    }
-    cfg = config_from_mapping(values, source="test")
+    root = _coco_root(tmp_path)
+    cfg = config_from_mapping({**_DETECTION, "data": str(root), "det_augment": "centernet"}, source="test")
     task = get_task("detection")
     image, target = task.dataset(cfg, "train2017", train=True)[0]
     assert image.shape == (3, 64, 64) and target["boxes"].canvas_size == (64, 64)
     image, _ = task.dataset(cfg, "train2017", train=False)[0]  # evaluation: the picture as it is
     assert image.shape == (3, 24, 32)
+
+
+_DETECTION = {
+    "task": "detection",
+    "model": "centernet_hrnetv2_w18",
+    "dataset": "coco_instances",
+    "input_size": [64, 64],
+}
+
+
+def _coco_root(tmp_path):
+    """The fixture's three 32x24 images in the published layout (<root>/train2017,
+    annotations/instances_train2017.json): one with boxes and a crowd region, one without
+    annotations, one with a crowd region only."""
+    from tests.data.fixtures import make_coco_instances
+
+    image_dir, ann_file = make_coco_instances(tmp_path / "src")
+    root = tmp_path / "coco"
+    (root / "annotations").mkdir(parents=True)
+    image_dir.rename(root / "train2017")
+    ann_file.rename(root / "annotations" / "instances_train2017.json")
+    return root
