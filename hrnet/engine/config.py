@@ -129,6 +129,11 @@ class TrainConfig:
     det_augment: str = field(
         default="flip", metadata=_help(f"detection augmentation, one of {', '.join(DET_AUGMENTS)}")
     )
+    # CenterNet: evaluate each image at its own size, centred on a canvas padded to a multiple of 32
+    # (CenterNet's --keep_res test) instead of resizing it to input_size
+    test_keep_res: bool = field(
+        default=False, metadata=_help("CenterNet: --keep_res test at the image's size")
+    )
     # random scale range of the training augmentation (segmentation, pose, landmarks)
     scale_range: tuple[float, float] = field(default=(1.0, 1.0), metadata=_help("random scale range"))
     # max random rotation in degrees (pose, landmarks)

@@ -579,6 +579,11 @@ class CenterNet(nn.Module):
     Train mode: losses ``loss_heatmap`` (Gaussian focal loss / objects), ``loss_wh`` (L1 x 0.1)
     and ``loss_offset`` (L1 x 1), both over the objects' centres and divided by 2 x objects.
     Eval mode: :func:`centernet_decode` per image, boxes clipped and mapped to input coordinates.
+    With ``test_keep_res`` evaluation follows CenterNet's ``--keep_res`` test instead
+    (xingyizhou/CenterNet ``src/lib/detectors/base_detector.py`` ``pre_process``,
+    ``ctdet.py`` ``post_process``): each image keeps its size, centred (its ``(w // 2, h // 2)``
+    on the canvas' centre) on a black canvas of ``(side | 31) + 1`` per side, and the boxes are
+    moved back by that offset, unclipped.
     """
 
     def __init__(
@@ -591,10 +596,12 @@ class CenterNet(nn.Module):
         head_channels: int = 64,
         detections_per_img: int = 100,
         score_thresh: float = 0.0,
+        test_keep_res: bool = False,
     ) -> None:
         super().__init__()
         self.backbone = backbone
         self.num_classes = num_classes
+        self.test_keep_res = test_keep_res
         self.head = CenterNetHead(backbone.out_channels, num_classes - 1, head_channels)
         self.transform = NormalizingTransform(min_size, max_size, "imagenet")
         self.detections_per_img = detections_per_img
@@ -624,6 +631,8 @@ class CenterNet(nn.Module):
     def forward(
         self, images: list[Tensor], targets: list[dict[str, Tensor]] | None = None
     ) -> dict[str, Tensor] | list[dict[str, Tensor]]:
+        if self.test_keep_res and not self.training:
+            return self._keep_res_detections(images)
         original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
         batch, targets = self.transform(images, targets)
         outputs = self.head(self.backbone(batch.tensors))
@@ -640,6 +649,38 @@ class CenterNet(nn.Module):
             boxes = box_ops.clip_boxes_to_image(boxes[keep], shape)
             detections.append({"boxes": boxes, "scores": scores[keep], "labels": labels[keep]})
         return self.transform.postprocess(detections, batch.image_sizes, original_sizes)
+
+    def _keep_res_detections(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
+        """CenterNet's ``--keep_res`` test of 0..1 RGB images ``[3, h, w]``: black canvases of
+        ``(h | 31) + 1`` x ``(w | 31) + 1`` with the image centred, normalised, batched (a larger
+        canvas of the batch extends black to the bottom right), decoded and moved back."""
+        canvases, offsets = [], []
+        for img in images:
+            h, w = int(img.shape[-2]), int(img.shape[-1])
+            ch, cw = (h | 31) + 1, (w | 31) + 1
+            top, left = ch // 2 - h // 2, cw // 2 - w // 2
+            canvas = img.new_zeros((img.shape[0], ch, cw))
+            canvas[:, top : top + h, left : left + w] = img
+            canvases.append(canvas)
+            offsets.append((left, top))
+        height = max(c.shape[-2] for c in canvases)
+        width = max(c.shape[-1] for c in canvases)
+        batch = torch.stack(
+            [
+                self.transform.normalize(F.pad(c, (0, width - c.shape[-1], 0, height - c.shape[-2])))
+                for c in canvases
+            ]
+        )
+        outputs = self.head(self.backbone(batch))
+        detections = []
+        for i, (left, top) in enumerate(offsets):
+            boxes, scores, labels = centernet_decode(
+                outputs["heatmap"][i], outputs["wh"][i], outputs["offset"][i], topk=self.detections_per_img
+            )
+            keep = scores > self.score_thresh
+            shift = boxes.new_tensor([left, top, left, top])
+            detections.append({"boxes": boxes[keep] - shift, "scores": scores[keep], "labels": labels[keep]})
+        return detections
 
 
 # --------------------------------------------------------------------------------------------
@@ -675,6 +716,7 @@ class CenterNetKwargs(TypedDict, total=False):
     head_channels: int  # width of each head's 3x3 conv (default 64)
     box_score_thresh: float  # minimum score of a returned detection (default 0: all top-k)
     box_detections_per_img: int  # heatmap peaks kept per image (default 100)
+    test_keep_res: bool  # evaluate as CenterNet's --keep_res test (default False: resize)
 
 
 def _check(name: str, kwargs: dict[str, object], accepted: type) -> None:
@@ -724,6 +766,7 @@ def build_centernet(backbone_name: str, **kwargs: Unpack[CenterNetKwargs]) -> Ce
         head_channels=kwargs.get("head_channels", 64),
         detections_per_img=kwargs.get("box_detections_per_img", 100),
         score_thresh=kwargs.get("box_score_thresh", 0.0),
+        test_keep_res=kwargs.get("test_keep_res", False),
     )
 
 

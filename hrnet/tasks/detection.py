@@ -182,6 +182,7 @@ class DetectionTask(Task):
             "rpn_post_nms_top_n_train": cfg.rpn_post_nms_top_n_train,
             "rpn_post_nms_top_n_test": cfg.rpn_post_nms_top_n_test,
             "box_batch_size_per_image": cfg.box_batch_size_per_image,
+            "test_keep_res": cfg.test_keep_res,
         }
         try:
             model = create_model(

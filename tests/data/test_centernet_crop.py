@@ -188,3 +188,36 @@ def _coco_root(tmp_path):
     image_dir.rename(root / "train2017")
     ann_file.rename(root / "annotations" / "instances_train2017.json")
     return root
+
+
+def test_keep_res_test_centres_the_image_and_moves_the_boxes_back() -> None:
+    """CenterNet src/lib/detectors/base_detector.py pre_process (keep_res): canvas (h | 31) + 1
+    by (w | 31) + 1, c = (w // 2, h // 2) on the canvas centre; ctdet post_process maps output
+    point p back to 4 p - canvas / 2 + c."""
+    from hrnet.models.detection_anchor_free import build_centernet
+
+    model = build_centernet("hrnet_w18_small", num_classes=3, head_channels=16, test_keep_res=True).eval()
+    seen = []
+    model.backbone.register_forward_pre_hook(lambda _m, inputs: seen.append(inputs[0].detach().clone()))
+
+    def head(_features):  # one peak, class 2, at output (x 10, y 8); size 4 x 2 output pixels
+        heatmap = torch.full((1, 2, 16, 24), -20.0)
+        heatmap[0, 1, 8, 10] = 5.0
+        wh = torch.zeros(1, 2, 16, 24)
+        wh[0, :, 8, 10] = torch.tensor([4.0, 2.0])
+        return {"heatmap": heatmap, "wh": wh, "offset": torch.zeros(1, 2, 16, 24)}
+
+    model.head.forward = head  # type: ignore[method-assign]
+    with torch.inference_mode():
+        (det,) = model([torch.ones(3, 40, 70)])
+    (batch,) = seen
+    assert batch.shape == (1, 3, 64, 96)  # (40 | 31) + 1, (70 | 31) + 1
+    black = model.transform.normalize(torch.zeros(3, 1, 1))[:, 0, 0]
+    inside = torch.zeros(64, 96, dtype=torch.bool)
+    inside[12:52, 13:83] = True  # top 64 / 2 - 40 // 2 = 12, left 96 / 2 - 70 // 2 = 13
+    assert torch.allclose(batch[0][:, ~inside], black[:, None].expand(3, int((~inside).sum())))
+    assert not torch.isclose(batch[0][:, inside], black[:, None]).any()
+    top = det["scores"].argmax()
+    # canvas box (10 -+ 2, 8 -+ 1) * 4 = (32, 28, 48, 36), moved back by (13, 12)
+    assert det["boxes"][top].tolist() == pytest.approx([19.0, 16.0, 35.0, 24.0])
+    assert int(det["labels"][top]) == 2
