@@ -38,28 +38,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scales", type=float, nargs="+", default=None, help="segmentation test scales (default: 1.0)"
     )
-    parser.add_argument(
-        "--test-scale",
-        type=int,
-        nargs=2,
-        default=None,
-        metavar=("HEIGHT", "WIDTH"),
-        help="segmentation: rescale each test image, keeping its aspect ratio, to the largest size whose "
-        "long side is at most the larger and short side at most the smaller number (--scales multiply "
-        "them; default: the dataset's, Cityscapes 1024 2048, ADE20K and VOC 512 2048, Pascal Context "
-        "520 520; other sets at their own size)",
-    )
-    parser.add_argument(
-        "--slide-crop",
-        type=int,
-        nargs=2,
-        default=None,
-        metavar=("HEIGHT", "WIDTH"),
-        help="segmentation: predict from windows of this size (with --slide-stride; default: whole images)",
-    )
-    parser.add_argument(
-        "--slide-stride", type=int, nargs=2, default=None, metavar=("HEIGHT", "WIDTH"), help="window stride"
-    )
+    sizes = {
+        "--test-scale": "segmentation: rescale each test image, keeping its aspect ratio, to the largest "
+        "size whose long side is at most the larger and short side at most the smaller number (--scales "
+        "multiply them; default: the dataset's, Cityscapes 1024 2048, ADE20K and VOC 512 2048, Pascal "
+        "Context 520 520; other sets at their own size)",
+        "--slide-crop": "segmentation: predict from windows of this size (with --slide-stride; default: "
+        "whole images)",
+        "--slide-stride": "window stride",
+    }
+    for flag, text in sizes.items():
+        parser.add_argument(flag, type=int, nargs=2, default=None, metavar=("HEIGHT", "WIDTH"), help=text)
     parser.add_argument(
         "--flip",
         action=argparse.BooleanOptionalAction,

@@ -167,8 +167,9 @@ def lr_factor(step: int, cfg: TrainConfig, *, total_steps: int, steps_per_epoch:
     """Multiplier of ``cfg.lr`` for optimizer step ``step`` (0-based): warmup x schedule.
 
     ``step``: x ``gamma`` per milestone passed (milestones in epochs, or steps when
-    ``cfg.iters``; each passed ``milestone_shift`` early); ``poly``: ``(1 - t)^poly_power`` from 1 to ``min_lr / lr``; ``cosine``:
-    half a cosine from 1 to ``min_lr / lr``; ``t = step / total_steps``. For the first
+    ``cfg.iters``; each passed ``milestone_shift`` early); ``poly``: ``(1 - t)^poly_power``
+    from 1 to ``min_lr / lr``; ``cosine``: half a cosine from 1 to ``min_lr / lr``;
+    ``t = step / total_steps``. For the first
     ``warmup_iters`` steps the warmup multiplies the result: linear from ``warmup_factor`` to 1,
     or ``constant`` at ``warmup_factor`` (mmcv's ``LrUpdaterHook`` warmups).
     """
@@ -196,12 +197,11 @@ def _optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     instead of ~10 small ops. For HRNet-W18-small's 279 tensors on 2 CPU threads an AdamW step takes
     6 ms fused against 45 ms in the per-tensor loop PyTorch picks by default on the CPU (SGD 4 vs
     15 ms): a fifth of a 64x64 segmentation step. Same update rule; the rounding differs."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    params: list[Any] = [p for p in model.parameters() if p.requires_grad]
     fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
-    groups: Any = params
     if cfg.bias_lr_mult != 1.0 or cfg.bias_decay_mult != 1.0:
         biases = _non_norm_biases(model)
-        groups = [
+        params = [
             {"params": [p for p in params if id(p) not in biases]},
             {
                 "params": [p for p in params if id(p) in biases],
@@ -209,7 +209,6 @@ def _optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
                 "weight_decay": cfg.weight_decay * cfg.bias_decay_mult,
             },
         ]
-    params = groups
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
             params,

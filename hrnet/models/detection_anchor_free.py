@@ -642,13 +642,18 @@ class CenterNet(nn.Module):
             return self.compute_loss(outputs, targets)
         detections = []
         for i, shape in enumerate(batch.image_sizes):
-            boxes, scores, labels = centernet_decode(
-                outputs["heatmap"][i], outputs["wh"][i], outputs["offset"][i], topk=self.detections_per_img
-            )
-            keep = scores > self.score_thresh
-            boxes = box_ops.clip_boxes_to_image(boxes[keep], shape)
-            detections.append({"boxes": boxes, "scores": scores[keep], "labels": labels[keep]})
+            found = self._decode(outputs, i)
+            found["boxes"] = box_ops.clip_boxes_to_image(found["boxes"], shape)
+            detections.append(found)
         return self.transform.postprocess(detections, batch.image_sizes, original_sizes)
+
+    def _decode(self, outputs: dict[str, Tensor], i: int) -> dict[str, Tensor]:
+        """Image ``i``'s detections in batch-input pixels: the top peaks above ``score_thresh``."""
+        boxes, scores, labels = centernet_decode(
+            outputs["heatmap"][i], outputs["wh"][i], outputs["offset"][i], topk=self.detections_per_img
+        )
+        keep = scores > self.score_thresh
+        return {"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]}
 
     def _keep_res_detections(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
         """CenterNet's ``--keep_res`` test of 0..1 RGB images ``[3, h, w]``: black canvases of
@@ -674,12 +679,9 @@ class CenterNet(nn.Module):
         outputs = self.head(self.backbone(batch))
         detections = []
         for i, (left, top) in enumerate(offsets):
-            boxes, scores, labels = centernet_decode(
-                outputs["heatmap"][i], outputs["wh"][i], outputs["offset"][i], topk=self.detections_per_img
-            )
-            keep = scores > self.score_thresh
-            shift = boxes.new_tensor([left, top, left, top])
-            detections.append({"boxes": boxes[keep] - shift, "scores": scores[keep], "labels": labels[keep]})
+            found = self._decode(outputs, i)
+            found["boxes"] = found["boxes"] - found["boxes"].new_tensor([left, top, left, top])
+            detections.append(found)
         return detections
 
 
