@@ -14,7 +14,8 @@ def add_published_arguments(parser: argparse.ArgumentParser, *, model_flag: bool
     group.add_argument(
         "--row",
         default=None,
-        help="row id whose model, data, split and (hrnet evaluate) test protocol are used",
+        help="row id whose model, data, split and test protocol are used (hrnet predict: the protocol "
+        "also for a model that is not --weights)",
     )
     if model_flag:
         group.add_argument("--model", default=None, help="model name (hrnet.models.list_models())")

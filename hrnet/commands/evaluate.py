@@ -35,31 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(eval_batch_size), --workers and --device, and pins the CPU threads and kernels (threads, cpu_isa)",
     )
     # the test protocol: with --weights --params --row, the row's evaluate: entry gives what is not given here
-    parser.add_argument(
-        "--scales", type=float, nargs="+", default=None, help="segmentation test scales (default: 1.0)"
-    )
-    sizes = {
-        "--test-scale": "segmentation: rescale each test image, keeping its aspect ratio, to the largest "
-        "size whose long side is at most the larger and short side at most the smaller number (--scales "
-        "multiply them; default: the dataset's, Cityscapes 1024 2048, ADE20K and VOC 512 2048, Pascal "
-        "Context 520 520; other sets at their own size)",
-        "--slide-crop": "segmentation: predict from windows of this size (with --slide-stride; default: "
-        "whole images)",
-        "--slide-stride": "window stride",
-    }
-    for flag, text in sizes.items():
-        parser.add_argument(flag, type=int, nargs=2, default=None, metavar=("HEIGHT", "WIDTH"), help=text)
-    parser.add_argument(
-        "--flip",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="flip test (segmentation, pose, landmarks; default: off)",
-    )
-    parser.add_argument(
-        "--person-boxes",
-        default=None,
-        help="pose: 'gt' or a COCO detection results JSON of person boxes (then OKS-NMS at 0.9 per image)",
-    )
+    from hrnet.commands._protocol import add_protocol_arguments
+
+    add_protocol_arguments(parser)
     parser.add_argument("--num-plots", type=int, default=8, help="prediction pictures to draw")
     parser.add_argument("--amp", default="none", help="autocast: none, bf16 or fp16")
     parser.add_argument(
@@ -131,17 +109,12 @@ def run(args: argparse.Namespace) -> int:
 def _protocol(args: argparse.Namespace) -> dict[str, Any]:
     """The test protocol's EvalConfig fields: the flags given, then (published weights evaluated
     as a row) the row's ``evaluate:`` entry, then the defaults."""
-    from hrnet.engine.config import PROTOCOL_FIELDS, protocol_fields
+    from hrnet.commands._protocol import protocol_from, row_protocol
 
-    row: dict[str, Any] = {}
     if args.weights is not None and args.params is not None and args.row is not None:
-        from hrnet.mlops.rows import load_suite
-
-        row = dict(load_suite(args.params).row(args.row).evaluate)
-    flags = {name: getattr(args, name) for name in PROTOCOL_FIELDS}
-    return protocol_fields(
-        flags, row, source=f"{args.params} rows.{args.row}.evaluate" if row else "evaluate"
-    )
+        source = f"{args.params} rows.{args.row}.evaluate"
+        return protocol_from(args, row_protocol(args.params, args.row), source=source)
+    return protocol_from(args, source="evaluate")
 
 
 def _attach_tracking(args: argparse.Namespace):  # -> Tracker | None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,9 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "into MODEL; --data/--dataset (or --params/--row) give the classes",
     )
     parser.add_argument("--data", default=None, help="with --weights: a dataset root in --dataset's format")
+    from hrnet.commands._protocol import add_protocol_arguments
     from hrnet.commands._published import add_published_arguments
 
     add_published_arguments(parser, model_flag=False)
+    # the test protocol: --params/--row (with or without --weights) give the row's for what is not given
+    add_protocol_arguments(parser, person_boxes=False)
 
 
 def _image_files(inputs: list[Path]) -> list[Path]:
@@ -80,7 +84,40 @@ def run(args: argparse.Namespace) -> int:
 
             source = download_model(args.model, tmp, args.tracking_uri)
         loaded = load_model(source, device=device, fast=not args.eager)
-        records = predict_images(loaded, files, args.out, device=device, fast=not args.eager)
+        ecfg = _protocol(args, loaded.config)
+        records = predict_images(loaded, files, args.out, device=device, fast=not args.eager, ecfg=ecfg)
     write_json_atomic(args.out / "predictions.json", records, indent=2)
     print(f"wrote {len(records)} predictions to {args.out}")
     return 0
+
+
+def _protocol(args: argparse.Namespace, cfg: Any) -> Any:  # (TrainConfig) -> EvalConfig
+    """The test protocol predictions are made under: the flags given, then the ``evaluate:``
+    entry of ``--params/--row``, then the defaults. A segmentation row's scales and flip make its
+    second number (``mIoU_ms_flip``); its headline ``mIoU`` is single scale, and so are its
+    predictions unless ``--scales``/``--flip`` ask for more."""
+    import sys
+
+    from hrnet.commands._protocol import protocol_from, row_protocol
+    from hrnet.engine.config import EvalConfig
+    from hrnet.errors import HRNetError
+
+    row: dict[str, Any] = {}
+    if args.params is not None or args.row is not None:
+        if args.params is None or args.row is None:
+            raise HRNetError("--params and --row go together")
+        row = row_protocol(args.params, args.row)
+        if cfg.task == "segmentation":
+            row = {k: v for k, v in row.items() if k not in ("scales", "flip")}
+    source = f"{args.params} rows.{args.row}.evaluate" if row else "predict"
+    ecfg = EvalConfig(**protocol_from(args, row, source=source))
+    if cfg.task == "segmentation":
+        from hrnet.tasks.segmentation import protocol_description
+
+        described = protocol_description(cfg, ecfg)
+        scales = "" if ecfg.scales == (1.0,) else f", scales {' '.join(map(str, ecfg.scales))}"
+        flip = ", flip" if ecfg.flip else ""
+        print(f"predict: {described['test_resize']}, {described['test_mode']}{scales}{flip}", file=sys.stderr)
+    elif ecfg.flip:
+        print("predict: flip test", file=sys.stderr)
+    return ecfg

@@ -224,7 +224,13 @@ def _inference_kind(model: nn.Module) -> str:
 
 
 def predict_images(
-    loaded: LoadedModel, files: list[Path], out_dir: Path, *, device: torch.device, fast: bool = True
+    loaded: LoadedModel,
+    files: list[Path],
+    out_dir: Path,
+    *,
+    device: torch.device,
+    fast: bool = True,
+    ecfg: EvalConfig | None = None,
 ) -> list[dict[str, Any]]:
     """Run a loaded model on image files; return one JSON record per image and draw each
     prediction to ``out_dir/<stem>.png``.
@@ -237,6 +243,8 @@ def predict_images(
 
     With ``fast`` (the default) an eager model is put on the inference path first (a folded copy:
     ``loaded`` is not changed); a model loaded with ``fast`` or an ONNX model runs as it is.
+    ``ecfg`` gives the test protocol of the tasks that have one (its protocol fields only; None:
+    the defaults).
     """
     import copy
 
@@ -253,7 +261,13 @@ def predict_images(
             record: dict[str, Any] = {"file": str(path)}
             record.update(
                 loaded.task.predict_image(
-                    loaded.model, loaded.config, loaded.info, read_image(path), device=device, picture=picture
+                    loaded.model,
+                    loaded.config,
+                    loaded.info,
+                    read_image(path),
+                    device=device,
+                    picture=picture,
+                    ecfg=ecfg,
                 )
             )
             record["picture"] = str(picture)

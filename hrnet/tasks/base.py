@@ -156,9 +156,12 @@ class Task:
         *,
         device: torch.device,
         picture: Path,
+        ecfg: EvalConfig | None = None,
     ) -> dict[str, Any]:
         """Predict on one image (uint8 ``[3, H, W]``): return the JSON fields of its record and
-        draw the prediction to ``picture`` (files beside it may hold more, e.g. a mask)."""
+        draw the prediction to ``picture`` (files beside it may hold more, e.g. a mask). ``ecfg``
+        gives the test protocol where the task has one (segmentation's test scale, windows,
+        scales and flip; the heatmap tasks' flip test); None: the defaults."""
         raise NotImplementedError
 
 

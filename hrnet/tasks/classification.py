@@ -136,6 +136,7 @@ class ClassificationTask(Task):
         *,
         device: torch.device,
         picture: Path,
+        ecfg: EvalConfig | None = None,
     ) -> dict[str, Any]:
         """``{"label", "score", "top5"}``; the picture shows the image with its top class."""
         from hrnet.data import transforms as T

@@ -288,6 +288,7 @@ class DetectionTask(Task):
         *,
         device: torch.device,
         picture: Path,
+        ecfg: EvalConfig | None = None,
     ) -> dict[str, Any]:
         """``{"detections": [{"bbox" xyxy, "label", "category_id", "score"}]}``."""
         from hrnet.data import transforms as T

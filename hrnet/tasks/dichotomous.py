@@ -215,6 +215,7 @@ class DichotomousTask(Task):
         *,
         device: torch.device,
         picture: Path,
+        ecfg: EvalConfig | None = None,
     ) -> dict[str, Any]:
         """``{"mask"}``: the 8-bit foreground map at the image's size beside the picture
         (``<stem>_mask.png``)."""

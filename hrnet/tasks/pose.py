@@ -144,8 +144,10 @@ class HeatmapTask(Task):
         *,
         device: torch.device,
         picture: Path,
+        ecfg: EvalConfig | None = None,
     ) -> dict[str, Any]:
-        """``{"keypoints": [[x, y, score]]}`` in image pixels, the whole image as the crop."""
+        """``{"keypoints": [[x, y, score]]}`` in image pixels, the whole image as the crop; with
+        ``ecfg.flip``, the flip test."""
         from hrnet.data import transforms as T
         from hrnet.engine import plots
         from hrnet.ops.keypoints import box_to_center_scale
@@ -159,7 +161,14 @@ class HeatmapTask(Task):
             "scale": torch.as_tensor(scale, dtype=torch.float32),
         }
         x, t = T.TopDownTransform(train=False, input_size=(width, height))(image, target)
-        heatmaps = predict_heatmaps(model, x[None].to(device)).cpu()
+        flip = ecfg is not None and ecfg.flip
+        heatmaps = predict_heatmaps(
+            model,
+            x[None].to(device),
+            flip_pairs=info.get("flip_pairs", ()),
+            flip=flip,
+            subpixel=cfg.heatmap_subpixel,
+        ).cpu()
         batch = {"center": t["center"][None], "scale": t["scale"][None]}
         points, maxvals = _image_points(heatmaps, batch, subpixel=cfg.heatmap_subpixel)
         plots.keypoint_grid([(x, _points_to_input(points[0], batch, 0, width, height), None)], picture)

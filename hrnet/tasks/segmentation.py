@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TEST_SCALES",
     "SegmentationTask",
+    "protocol_description",
     "rescaled_size",
     "save_mask_prediction",
     "score_segmentation",
@@ -259,10 +260,7 @@ class SegmentationTask(Task):
                 }
             )
         # the protocol the numbers were made under (strings: MLflow params, not metrics)
-        result["test_resize"] = "fit " + "x".join(map(str, test_scale)) if test_scale else "own size"
-        result["test_mode"] = (
-            "slide {}x{} stride {}x{}".format(*ecfg.slide[0], *ecfg.slide[1]) if ecfg.slide else "whole"
-        )
+        result.update(protocol_description(cfg, ecfg))
         if samples:
             plots.segmentation_grid(samples, len(classes), out_dir / "plots" / "predictions.png")
         return {**result, "class_names": classes}
@@ -276,15 +274,26 @@ class SegmentationTask(Task):
         *,
         device: torch.device,
         picture: Path,
+        ecfg: EvalConfig | None = None,
     ) -> dict[str, Any]:
-        """``{"mask"}``: a PNG of class indices beside the picture (``<stem>_mask.png``)."""
+        """``{"mask"}``: a PNG of class indices beside the picture (``<stem>_mask.png``), made
+        under ``ecfg``'s protocol (:func:`test_scale_of`: the test scale of the dataset the model
+        was trained on unless ``ecfg`` names one)."""
         import numpy as np
 
         from hrnet.data import transforms as T
+        from hrnet.engine.config import EvalConfig
 
+        ecfg = ecfg or EvalConfig()
         x, _ = T.segmentation_eval_transforms()(image, image[0])
-        # the test scale of the dataset the model was trained on (MMSegmentation's sets)
-        probs = segmentation_probabilities(model, x[None].to(device), test_scale=TEST_SCALES.get(cfg.dataset))
+        probs = segmentation_probabilities(
+            model,
+            x[None].to(device),
+            scales=ecfg.scales,
+            flip=ecfg.flip,
+            test_scale=test_scale_of(cfg, ecfg),
+            slide=ecfg.slide,
+        )
         pred = probs.argmax(1)[0].cpu()
         return save_mask_prediction(picture, pred.numpy().astype(np.uint8), x, pred, len(info["class_names"]))
 
@@ -295,6 +304,18 @@ def test_scale_of(cfg: TrainConfig, ecfg: EvalConfig) -> tuple[int, int] | None:
     if ecfg.test_scale:
         return (ecfg.test_scale[0], ecfg.test_scale[1])
     return TEST_SCALES.get(cfg.dataset)
+
+
+def protocol_description(cfg: TrainConfig, ecfg: EvalConfig) -> dict[str, str]:
+    """``{"test_resize", "test_mode"}``: how test images are sized (``fit HxW`` or ``own size``)
+    and predicted (``slide HxW stride HxW`` or ``whole``)."""
+    test_scale = test_scale_of(cfg, ecfg)
+    return {
+        "test_resize": "fit " + "x".join(map(str, test_scale)) if test_scale else "own size",
+        "test_mode": "slide {}x{} stride {}x{}".format(*ecfg.slide[0], *ecfg.slide[1])
+        if ecfg.slide
+        else "whole",
+    }
 
 
 def score_segmentation(

@@ -177,6 +177,7 @@ class ThermalSegmentationTask(Task):
         *,
         device: torch.device,
         picture: Path,
+        ecfg: EvalConfig | None = None,
     ) -> dict[str, Any]:
         """Needs a 4-channel image (RGB + thermal): ``hrnet predict`` decodes RGB files only."""
         raise HRNetError(

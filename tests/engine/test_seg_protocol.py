@@ -252,3 +252,85 @@ def test_published_weights_evaluated_as_a_row_take_its_protocol_unless_flags_say
         "flip": False,
         "person_boxes": "gt",
     }
+
+
+def _config(task: str, model: str, dataset: str, **extra):
+    from hrnet.engine.config import config_from_mapping
+
+    values = {"task": task, "model": model, "data": "d", "dataset": dataset, **extra}
+    return config_from_mapping(values, source="test")
+
+
+def test_predict_image_follows_the_protocol_it_is_given(tmp_path) -> None:
+    from hrnet.data.io import read_image
+    from hrnet.tasks import get_task
+
+    cfg = _config("segmentation", "fcn_hrnetv2_w18_small", "ade20k")
+    task, model, cpu = get_task("segmentation"), Recorder(), torch.device("cpu")
+    image = torch.zeros(3, 4, 8, dtype=torch.uint8)
+    info = {"class_names": ["a", "b", "c"]}
+    ecfg = EvalConfig(test_scale=(16, 64), slide_crop=(16, 24), slide_stride=(8, 8))
+    record = task.predict_image(model, cfg, info, image, device=cpu, picture=tmp_path / "a.png", ecfg=ecfg)
+    # 4x8 fitted in 16x64: factor 4 -> 16x32, windows at x 0-24 and 8-32
+    assert model.seen == [(16, 24)] * 2
+    assert read_image(Path(record["mask"])).shape[-2:] == (4, 8)  # the prediction at the image's size
+    model.seen.clear()
+    task.predict_image(model, cfg, info, image, device=cpu, picture=tmp_path / "b.png")
+    # no protocol given: ADE20K's test scale 2048x512, factor min(2048 / 8, 512 / 4) = 128, whole image
+    assert model.seen == [(512, 1024)]
+
+
+def test_predict_takes_a_rows_test_scale_and_windows_and_ms_flip_only_when_asked(capsys) -> None:
+    from hrnet.cli import build_parser
+    from hrnet.commands.predict import _protocol
+
+    root = Path(__file__).resolve().parents[2]
+    parser = build_parser()
+    row = ["predict", "m.pt", "x.jpg", "--out", "o", "--params", str(root / "benchmarks" / "params.yaml")]
+    context = _config("segmentation", "fcn_hrnetv2_w48", "pascal_context")
+    ecfg = _protocol(parser.parse_args([*row, "--row", "seg_pascal_context_w48_40k"]), context)
+    # the headline mIoU's protocol: single scale, 480x480 windows at stride 320 of the 520x520 fit
+    assert (ecfg.slide, ecfg.scales, ecfg.flip) == (((480, 480), (320, 320)), (1.0,), False)
+    assert "predict: fit 520x520, slide 480x480 stride 320x320" in capsys.readouterr().err
+    asked = parser.parse_args([*row, "--row", "seg_pascal_context_w48_40k", "--flip", "--scales", "0.5", "1"])
+    ecfg = _protocol(asked, context)
+    assert (ecfg.slide, ecfg.scales, ecfg.flip) == (((480, 480), (320, 320)), (0.5, 1.0), True)
+    pose = _config("pose", "pose_hrnet_w32", "coco_keypoints")
+    assert _protocol(parser.parse_args([*row, "--row", "pose_coco_w32_256x192"]), pose).flip  # its AP's
+    plain = parser.parse_args(["predict", "m.pt", "x.jpg", "--out", "o"])
+    assert not _protocol(plain, pose).flip
+    with pytest.raises(HRNetError, match="go together"):
+        _protocol(parser.parse_args([*row]), pose)
+
+
+def test_predict_image_of_a_heatmap_task_runs_the_flip_test_when_asked(tmp_path) -> None:
+    from hrnet.tasks import get_task
+
+    class Mirror(nn.Module):
+        """Heatmaps [B, 3, 16, 12] with a peak on the left (joint 0 and 1) or right (joint 2)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.inputs: list[Tensor] = []
+
+        def forward(self, x: Tensor) -> Tensor:
+            self.inputs.append(x.clone())
+            maps = torch.zeros(len(x), 3, 16, 12)
+            maps[:, :, 8, 2] = 1.0
+            return maps
+
+    cfg = _config("pose", "pose_hrnet_w18_small", "coco_keypoints", input_size=[64, 48])
+    task, model, cpu = get_task("pose"), Mirror(), torch.device("cpu")
+    image = torch.randint(0, 255, (3, 40, 30), dtype=torch.uint8)
+    info = {"flip_pairs": [[1, 2]]}
+    plain = task.predict_image(model, cfg, info, image, device=cpu, picture=tmp_path / "a.png")
+    assert len(model.inputs) == 1
+    model.inputs.clear()
+    flipped = task.predict_image(
+        model, cfg, info, image, device=cpu, picture=tmp_path / "b.png", ecfg=EvalConfig(flip=True)
+    )
+    assert len(model.inputs) == 2 and torch.equal(model.inputs[1], model.inputs[0].flip(-1))
+    # the mirrored pass puts every peak at the right (x 12 - 1 - 2 + 1 shift = 10): averaged,
+    # each joint's score halves
+    assert [k[2] for k in plain["keypoints"]] == [1.0, 1.0, 1.0]
+    assert [k[2] for k in flipped["keypoints"]] == [0.5, 0.5, 0.5]

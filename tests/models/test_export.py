@@ -105,6 +105,36 @@ def test_predict_on_onnx_writes_the_same_predictions(
         assert torch.equal(read_image(actual[0]["mask"]), read_image(expected[0]["mask"]))
 
 
+def test_predict_with_sliding_windows_on_onnx_writes_the_same_mask(
+    exported: dict[str, tuple[Path, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hrnet.data.io import read_image
+
+    pt, onnx_file = exported["segmentation"]
+    image = str(first_image(load_model(pt, device=CPU, fast=False).config))
+    protocol = [
+        "--test-scale",
+        "48",
+        "64",
+        "--slide-crop",
+        "32",
+        "32",
+        "--slide-stride",
+        "16",
+        "16",
+        "--flip",
+    ]
+    for kind, source in (("pt", pt), ("onnx", onnx_file)):
+        args = ["predict", str(source), image, "--out", str(tmp_path / kind), "--device", "cpu", *protocol]
+        assert hrnet_main(args) == 0
+        assert "predict: fit 48x64, slide 32x32 stride 16x16, flip" in capsys.readouterr().err
+    masks = [
+        read_image(json.loads((tmp_path / k / "predictions.json").read_text())[0]["mask"])
+        for k in ("pt", "onnx")
+    ]
+    assert torch.equal(masks[0], masks[1])
+
+
 def test_evaluate_runs_an_onnx_file(exported: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
     pt, onnx_file = exported["classification"]
     ecfg = EvalConfig(batch_size=2, workers=0, num_plots=1)
