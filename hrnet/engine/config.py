@@ -268,18 +268,18 @@ class EvalConfig:
         if self.batch_size < 1:
             raise HRNetError(f"evaluate: batch_size must be >= 1, got {self.batch_size}")
         if not self.scales or any(s <= 0 for s in self.scales):
-            raise HRNetError(f"evaluate: scales must be positive numbers, got {list(self.scales)}")
+            raise HRNetError(f"test protocol: scales must be positive numbers, got {list(self.scales)}")
         for name in ("test_scale", "slide_crop", "slide_stride"):
             value = getattr(self, name)
             if value and (len(value) != 2 or any(v < 1 for v in value)):
                 raise HRNetError(
-                    f"evaluate: {name} must be two positive integers (height width), got {list(value)}"
+                    f"test protocol: {name} must be two positive integers (height width), got {list(value)}"
                 )
         if bool(self.slide_crop) != bool(self.slide_stride):
-            raise HRNetError("evaluate: slide_crop and slide_stride go together (sliding-window test)")
+            raise HRNetError("test protocol: slide_crop and slide_stride go together (sliding-window test)")
         if self.slide_crop and any(s > c for s, c in zip(self.slide_stride, self.slide_crop)):
             raise HRNetError(
-                f"evaluate: slide_stride {list(self.slide_stride)} is larger than slide_crop "
+                f"test protocol: slide_stride {list(self.slide_stride)} is larger than slide_crop "
                 f"{list(self.slide_crop)}: pixels between the windows would not be predicted"
             )
 

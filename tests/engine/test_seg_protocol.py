@@ -130,7 +130,7 @@ def test_probabilities_slide_over_each_rescaled_image() -> None:
     ],
 )
 def test_eval_config_refuses_a_half_given_protocol(values) -> None:
-    with pytest.raises(HRNetError, match="evaluate: "):
+    with pytest.raises(HRNetError, match="test protocol: "):
         EvalConfig(**values)
 
 
