@@ -602,18 +602,32 @@ def log_onnx(
 
 def download_model(uri: str, dst: str | Path, tracking_uri: str | None = None) -> Path:
     """Download ``models:/name@alias``, ``models:/name/version`` or ``runs:/id/model`` into
-    ``dst`` and return the path of its ``model.pt``."""
+    ``dst`` and return the path of its ``model.pt``, or of its ``model.onnx`` (a model logged by
+    ``hrnet export --mlflow``, MLflow's onnx flavour).
+
+    Raises:
+        HRNetError: the server does not answer (checked first, in seconds), the download fails,
+            or the artifacts hold neither file.
+    """
     import mlflow
 
-    mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
+    tracking = resolve_tracking_uri(tracking_uri)
+    check_server(tracking, offline_flag=None)
+    mlflow.set_tracking_uri(tracking)
+    limits = _HttpLimits()
+    limits.enter()
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
     except Exception as exc:
-        raise HRNetError(f"{uri}: cannot download the model: {exc}") from None
-    path = local / "model.pt" if local.is_dir() else local
-    if not path.is_file():
-        raise HRNetError(f"{uri}: no model.pt in the downloaded artifacts ({local})")
-    return path
+        raise HRNetError(f"{uri}: cannot download the model from {tracking}: {_short(exc)}") from None
+    finally:
+        limits.exit()
+    if not local.is_dir():
+        return local
+    for name in ("model.pt", "model.onnx"):
+        if (local / name).is_file():
+            return local / name
+    raise HRNetError(f"{uri}: neither model.pt nor model.onnx in the downloaded artifacts ({local})")
 
 
 # --------------------------------------------------------------------------------------------

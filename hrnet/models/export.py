@@ -430,8 +430,20 @@ class OnnxRuntimeModel(nn.Module):
         self.kind: str = structure["kind"]
         self.keys: list[str] = list(structure["keys"])
         self.input_name = self.session.get_inputs()[0].name
+        # the input's dimensions: an int is fixed at export, a name is dynamic
+        self.input_shape: list[int | str] = list(self.session.get_inputs()[0].shape)
 
     def _run(self, x: Tensor) -> list[Any]:
+        shape = tuple(x.shape)
+        fixed = len(shape) == len(self.input_shape) and all(
+            not isinstance(d, int) or d == n for d, n in zip(self.input_shape, shape)
+        )
+        if not fixed:
+            wanted = "x".join(str(d) if isinstance(d, int) else "*" for d in self.input_shape)
+            raise HRNetError(
+                f"{self.file}: exported for inputs of {wanted}, got {'x'.join(map(str, shape))}; "
+                "export it again with hrnet export --dynamic to run other sizes"
+            )
         array = x.detach().to("cpu", torch.float32).contiguous().numpy()
         return self.session.run(self.keys, {self.input_name: array})
 

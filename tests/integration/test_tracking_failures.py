@@ -74,6 +74,18 @@ def test_train_evaluate_register_fail_fast_when_the_server_is_down(digits: Path,
     for argv, offline in (
         (["evaluate", "--run-dir", str(run), "--workers", "0"], True),
         (["register", "--run-dir", str(run), "--name", "tiny", "--metric", "top1"], False),
+        (
+            [
+                "predict",
+                "models:/tiny@champion",
+                str(digits),
+                "--out",
+                str(tmp_path / "p"),
+                "--tracking-uri",
+                uri,
+            ],
+            False,
+        ),
     ):
         started = time.monotonic()
         proc = hrnet(*argv, cwd=tmp_path)

@@ -154,6 +154,14 @@ def test_fixed_shape_export_and_its_check(tmp_path: Path) -> None:
     )
     assert list(report.max_rel_error) == ["1x3x64x64"] and report.dynamic_axes == {}
     assert report.folded_batchnorms > 0 and report.max_rel_error["1x3x64x64"] < ONNX_RTOL
+    from hrnet.models.export import OnnxRuntimeModel
+
+    runtime = OnnxRuntimeModel(tmp_path / "fixed.onnx")
+    assert runtime(torch.zeros(1, 3, 64, 64)).shape == (1, 3)
+    with pytest.raises(
+        HRNetError, match=r"fixed.onnx: exported for inputs of 1x3x64x64, got 1x3x64x80; export"
+    ):
+        runtime(torch.zeros(1, 3, 64, 80))  # a named error, not ONNX Runtime's
 
 
 class _Unexportable(nn.Module):
@@ -204,7 +212,7 @@ def test_export_logs_and_registers_the_onnx_flavour(
     shutil.copy(exported["classification"][0], run_dir / "model.pt")
     (run_dir / "mlflow_run.json").write_text(json.dumps({"run_id": run.info.run_id, "tracking_uri": uri}))
     onnx_file = tmp_path / "model.onnx"
-    flags = ["--input-size", "64", "64", "--mlflow", "--register", "digits-onnx"]
+    flags = ["--input-size", "64", "64", "--dynamic", "--mlflow", "--register", "digits-onnx"]
     assert hrnet_main(["export", str(run_dir), "--out", str(onnx_file), *flags]) == 0
 
     version = client.get_model_version("digits-onnx", "1")
@@ -217,6 +225,13 @@ def test_export_logs_and_registers_the_onnx_flavour(
     name = ours.get_inputs()[0].name
     np.testing.assert_array_equal(ours.run(None, {name: x})[0], theirs.run(None, {name: x})[0])
     assert {p.key for p in loaded.metadata_props} >= {"hrnet.config", "hrnet.info"}
+    # hrnet predict runs the registered version (ONNX Runtime), as it runs the file
+    image = str(first_image(load_model(exported["classification"][0], device=CPU, fast=False).config))
+    for kind, source in (("file", str(onnx_file)), ("registry", "models:/digits-onnx/1")):
+        args = ["predict", source, image, "--out", str(tmp_path / kind), "--tracking-uri", uri]
+        assert hrnet_main(args) == 0
+    records = [json.loads((tmp_path / k / "predictions.json").read_text()) for k in ("file", "registry")]
+    assert [r["top5"] for r in records[0]] == [r["top5"] for r in records[1]]
 
 
 def test_export_mlflow_needs_a_run_folder(
