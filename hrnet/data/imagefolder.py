@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,9 +54,13 @@ class ImageFolderDataset:
         root: the dataset folder (holding ``train/`` and ``val/``).
         split: the sub-folder to read.
         transforms: called as ``transforms(image, label) -> (image, label)``.
+        classes: the class names labels index (a model's training classes, to score it on
+            another split): each class folder of the split must be one of them, and a class
+            without a folder there has no images. Default: the split's own folders.
 
     Raises:
-        HRNetError: the split folder is missing or holds no class folder with images.
+        HRNetError: the split folder is missing or holds no class folder with images, or (with
+            ``classes``) a folder is not one of the classes.
     """
 
     def __init__(
@@ -65,6 +69,7 @@ class ImageFolderDataset:
         split: str = "train",
         *,
         transforms: Callable[[Any, int], tuple[Any, int]] | None = None,
+        classes: Sequence[str] | None = None,
     ) -> None:
         self.root = Path(root)
         self.split = split
@@ -73,6 +78,17 @@ class ImageFolderDataset:
         folder = self.root / split
         if not self.classes:
             raise HRNetError(f"{folder}: no class folders")
+        if classes is not None and list(classes) != self.classes:
+            index = {name: i for i, name in enumerate(classes)}
+            unknown = [name for name in self.classes if name not in index]
+            if unknown:
+                raise HRNetError(
+                    f"{folder}: class folders {', '.join(unknown)} are not among the model's {len(index)} "
+                    f"classes ({', '.join(list(index)[:10])}{', ...' if len(index) > 10 else ''})"
+                )
+            own = self.classes
+            self.samples = [(path, index[own[label]]) for path, label in self.samples]
+            self.classes = list(classes)
         self.class_to_idx: dict[str, int] = {c: i for i, c in enumerate(self.classes)}
         if not self.samples:
             raise HRNetError(f"{folder}: no images in the class folders")

@@ -50,7 +50,11 @@ class ClassificationTask(Task):
         height, width = cfg.input_size
         return height if height == width else (height, width)
 
-    def dataset(self, cfg: TrainConfig, split: str, *, train: bool) -> Dataset:
+    def dataset(
+        self, cfg: TrainConfig, split: str, *, train: bool, classes: Sequence[str] | None = None
+    ) -> Dataset:
+        """The ImageFolder split; ``classes`` (a trained model's class names) fixes the label of
+        each folder by its name, so that a split with fewer or reordered folders is scored right."""
         from hrnet.data import transforms as T
         from hrnet.data.imagefolder import ImageFolderDataset
 
@@ -63,7 +67,7 @@ class ClassificationTask(Task):
         else:
             short = size if isinstance(size, int) else min(size)
             tf = T.classification_eval_transforms(size=size, resize_size=round(short / cfg.eval_crop_ratio))
-        return ImageFolderDataset(require_root(cfg), split, transforms=tf)
+        return ImageFolderDataset(require_root(cfg), split, transforms=tf, classes=classes)
 
     def info(self, cfg: TrainConfig, dataset: Dataset) -> dict[str, Any]:
         classes = list(dataset.classes)  # type: ignore[attr-defined]
@@ -107,7 +111,8 @@ class ClassificationTask(Task):
 
         classes = info["class_names"]
         meter = ClassificationMeter(len(classes))
-        loader = eval_loader(self, ecfg, device, self.dataset(cfg, ecfg.split, train=False))
+        dataset = self.dataset(cfg, ecfg.split, train=False, classes=classes)  # labels by folder name
+        loader = eval_loader(self, ecfg, device, dataset)
         samples: list[tuple[torch.Tensor, int, int]] = []
         with torch.inference_mode():
             for images, labels in eval_batches(loader, enabled=ecfg.progress):

@@ -369,3 +369,20 @@ def test_embedded_faces_read_as_300w(tmp_path):
     assert images.shape == (3, 3, 256, 256) and target["heatmaps"].shape == (3, 68, 64, 64)
     assert target["points"].shape == (3, 68, 2) and target["norm_dist"].shape == (3,)
     assert (target["norm_dist"] > 10).all()
+
+
+def test_imagefolder_labels_follow_the_given_classes_by_name(tmp_path) -> None:
+    """A split scored against a model's classes: folders keep their class's index whatever other
+    folders are missing; a folder the model does not know is an error naming it."""
+    from hrnet.data.imagefolder import ImageFolderDataset
+    from hrnet.errors import HRNetError
+    from tests.engine.conftest import make_image_folder
+
+    root = make_image_folder(tmp_path / "data", per_class=2)  # val/blue, val/red
+    own = ImageFolderDataset(root, "val")
+    assert own.classes == ["blue", "red"] and own.targets == [0, 0, 1, 1]
+    model_classes = ["azure", "blue", "green", "red"]  # trained with four
+    scored = ImageFolderDataset(root, "val", classes=model_classes)
+    assert scored.classes == model_classes and scored.targets == [1, 1, 3, 3]
+    with pytest.raises(HRNetError, match=r"val: class folders red are not among the model's 2 classes"):
+        ImageFolderDataset(root, "val", classes=["blue", "green"])

@@ -212,6 +212,17 @@ def test_train_then_evaluate(tiny_folder, tmp_path) -> None:
     assert metrics["num_images"] == 16 and 0.0 <= metrics["top1"] <= 1.0
     assert (run / "plots" / "confusion_matrix.png").is_file()
     assert (run / "plots" / "predictions.png").is_file()
+    # the same model on a copy whose val split has only the red folder: red keeps its label
+    import shutil
+
+    copy = tmp_path / "red_only"
+    shutil.copytree(tiny_folder, copy)
+    shutil.rmtree(copy / "val" / "blue")
+    args = ["evaluate", "--run-dir", str(run), "--data", str(copy), "--out", str(tmp_path / "red")]
+    assert main([*args, "--workers", "0", "--no-mlflow"]) == 0
+    red = json.loads((tmp_path / "red" / "metrics.json").read_text())
+    assert red["class_names"] == ["blue", "red"] and red["num_images"] == 8
+    assert red["confusion_matrix"] == [[0, 0], metrics["confusion_matrix"][1]]
 
 
 def test_evaluate_progress_follows_the_launch_settings(tiny_folder, tmp_path, capfd) -> None:
