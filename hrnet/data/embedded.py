@@ -234,6 +234,9 @@ def _build_shapes(
             "categories": SHAPES_CATEGORIES,
         }
         write_json_atomic(out / "annotations" / f"instances_{split}.json", coco)
+    # the label maps' classes (hrnet.data.segmentation.mask_folder_classes)
+    names = ["background", *(c["name"] for c in SHAPES_CATEGORIES)]
+    (out / "classes.txt").write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
     return {
         "format": "coco-instances",
         "num_classes": 3,

@@ -47,6 +47,8 @@ __all__ = [
     "SegmentationDataset",
     "ade20k_files",
     "cityscapes_files",
+    "MASK_CLASSES_FILE",
+    "mask_folder_classes",
     "mask_folder_files",
     "pascal_context_files",
     "reduce_zero_label_lut",
@@ -129,9 +131,21 @@ class SegmentationDataset:
         return len(self.samples)
 
     def read_mask(self, index: int) -> np.ndarray:
-        """The training-id label map of sample ``index``: uint8 ``[H, W]``."""
+        """The training-id label map of sample ``index``: uint8 ``[H, W]``.
+
+        Raises:
+            HRNetError: a label is neither a class (``0..C-1``) nor the ignore index 255.
+        """
         image_path, mask_path = self.samples[index]
-        return self.lut[read_label_map(mask_path, record=f"label map of {image_path.name}")]
+        mask = self.lut[read_label_map(mask_path, record=f"label map of {image_path.name}")]
+        if int(mask.max(initial=0)) >= self.num_classes:
+            bad = np.unique(mask[(mask >= self.num_classes) & (mask != 255)])
+            if bad.size:
+                raise HRNetError(
+                    f"{mask_path}: label map of {image_path.name} holds {', '.join(map(str, bad[:8]))}: "
+                    f"neither a class (0..{self.num_classes - 1}) nor the ignore index 255"
+                )
+        return mask
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         import torch
@@ -184,12 +198,41 @@ def mask_folder_files(image_dir: str | Path, mask_dir: str | Path) -> Pairs:
     return [(image, mask_dir / f"{image.stem}.png") for image in image_files(image_dir)]
 
 
-class MaskFolderSegmentation(SegmentationDataset):
-    """Images and same-named PNG label maps in two folders (the embedded ``shapes`` masks);
-    the pairs are :func:`mask_folder_files`.
+# the class names of a mask folder dataset: ROOT/classes.txt, line i = the name of label i
+MASK_CLASSES_FILE = "classes.txt"
 
-    Labels are used as stored: ``0..C-1`` with 255 ignored. ``classes`` defaults to
-    ``background, circle, square, triangle`` (the shapes set).
+
+def mask_folder_classes(root: str | Path, num_classes: int = 0) -> list[str]:
+    """The class names of the mask folder dataset at ``root``: the lines of
+    ``root/classes.txt`` (line ``i`` names label ``i``, background included), else
+    ``num_classes`` numbered names (``class 0``, ...).
+
+    Raises:
+        HRNetError: neither is given, the file names no class or more than 255, or its count
+            differs from ``num_classes``.
+    """
+    path = Path(root) / MASK_CLASSES_FILE
+    if path.is_file():
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not names or len(names) > 255:
+            raise HRNetError(f"{path}: {len(names)} class names; 1..255 are possible (255 is the ignore index)")
+        if num_classes and num_classes != len(names):
+            raise HRNetError(f"{path}: {len(names)} classes but num_classes is {num_classes}")
+        return names
+    if num_classes:
+        return [f"class {i}" for i in range(num_classes)]
+    raise HRNetError(
+        f"{root}: the number of classes is not known: write {path} (line i = the name of label i, "
+        "background included) or give --num-classes N"
+    )
+
+
+class MaskFolderSegmentation(SegmentationDataset):
+    """Images and same-named PNG label maps in two folders (the embedded ``shapes`` masks, or a
+    user's own); the pairs are :func:`mask_folder_files`.
+
+    Labels are used as stored: ``0..C-1`` with 255 ignored, ``C = len(classes)``
+    (:func:`mask_folder_classes`: the dataset's ``classes.txt`` or a class count).
     """
 
     def __init__(
@@ -197,7 +240,7 @@ class MaskFolderSegmentation(SegmentationDataset):
         image_dir: str | Path,
         mask_dir: str | Path,
         *,
-        classes: Sequence[str] = ("background", "circle", "square", "triangle"),
+        classes: Sequence[str],
         transforms: Callable[[Any, Any], tuple[Any, Any]] | None = None,
     ) -> None:
         samples = _require_label_maps(mask_folder_files(image_dir, mask_dir))

@@ -171,7 +171,10 @@ class SegmentationTask(Task):
         else:
             tf = T.segmentation_eval_transforms(resize=None if base else cfg.input_size)
         if cfg.dataset == "mask_segmentation":  # a folder pair, not a benchmark layout
-            return S.MaskFolderSegmentation(root / "images" / split, root / "masks" / split, transforms=tf)
+            classes = S.mask_folder_classes(root, cfg.num_classes)  # classes.txt or num_classes
+            return S.MaskFolderSegmentation(
+                root / "images" / split, root / "masks" / split, classes=classes, transforms=tf
+            )
         if cfg.dataset == "voc":  # train_aug: the SBD-augmented label maps (SegmentationClassAug)
             return S.PascalVOC(root, split, transforms=tf, aug=split.endswith("_aug"))
         if cfg.dataset == "pascal_context":  # 60 classes: background is class 0 (else 59, ignored)

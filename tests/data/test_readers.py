@@ -160,7 +160,11 @@ def test_embedded_shapes_load_in_pycocotools(tmp_path):
     ds = CocoDetection(
         root / "images" / "train", root / "annotations" / "instances_train.json", with_masks=True
     )
-    seg = MaskFolderSegmentation(root / "images" / "train", root / "masks" / "train")
+    from hrnet.data.segmentation import mask_folder_classes
+
+    classes = mask_folder_classes(root)  # the generator's classes.txt
+    assert classes == ["background", "circle", "square", "triangle"]
+    seg = MaskFolderSegmentation(root / "images" / "train", root / "masks" / "train", classes=classes)
     assert len(ds) == len(seg) == 6
     for i in range(6):
         _, target = ds[i]
@@ -292,14 +296,14 @@ def test_segmentation_size_mismatch_and_colour_maps(tmp_path):
     save_image(masks / "a.png", np.zeros((4, 6), np.uint8))
     save_image(images / "b.png", np.zeros((4, 8, 3), np.uint8))
     save_image(masks / "b.png", np.zeros((4, 8, 3), np.uint8))
-    ds = MaskFolderSegmentation(images, masks)
+    ds = MaskFolderSegmentation(images, masks, classes=["a", "b"])
     with pytest.raises(HRNetError, match=r"label map is 6x4 but its image a.png is 8x4"):
         ds[0]
     with pytest.raises(HRNetError, match=r"b.png.*single-channel"):
         ds[1]
     save_image(images / "c.png", np.zeros((4, 8, 3), np.uint8))
     with pytest.raises(HRNetError, match=r"c.png: label map of c.png not found"):
-        MaskFolderSegmentation(images, masks)
+        MaskFolderSegmentation(images, masks, classes=["a", "b"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -386,3 +390,26 @@ def test_imagefolder_labels_follow_the_given_classes_by_name(tmp_path) -> None:
     assert scored.classes == model_classes and scored.targets == [1, 1, 3, 3]
     with pytest.raises(HRNetError, match=r"val: class folders red are not among the model's 2 classes"):
         ImageFolderDataset(root, "val", classes=["blue", "green"])
+
+
+def test_mask_folder_classes_and_labels_outside_them(tmp_path):
+    """A user's own mask folders: the classes come from ``classes.txt`` or a class count, and a
+    label that is neither a class nor 255 is an error naming the file and the labels."""
+    from hrnet.data.segmentation import mask_folder_classes
+
+    with pytest.raises(HRNetError, match=r"number of classes is not known: write .*classes.txt"):
+        mask_folder_classes(tmp_path)
+    assert mask_folder_classes(tmp_path, 3) == ["class 0", "class 1", "class 2"]
+    (tmp_path / "classes.txt").write_text("sky\n\nroad\ncar\nperson\nbike\ntree\n")  # a blank line skipped
+    assert mask_folder_classes(tmp_path) == ["sky", "road", "car", "person", "bike", "tree"]
+    with pytest.raises(HRNetError, match=r"classes.txt: 6 classes but num_classes is 4"):
+        mask_folder_classes(tmp_path, 4)
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    save_image(images / "a.png", np.zeros((2, 4, 3), np.uint8))
+    save_image(masks / "a.png", np.array([[0, 5, 255, 1], [2, 3, 4, 5]], np.uint8))
+    save_image(images / "b.png", np.zeros((2, 4, 3), np.uint8))
+    save_image(masks / "b.png", np.array([[0, 6, 255, 9], [9, 1, 1, 1]], np.uint8))
+    ds = MaskFolderSegmentation(images, masks, classes=mask_folder_classes(tmp_path))
+    assert ds[0][1].tolist() == [[0, 5, 255, 1], [2, 3, 4, 5]]  # six classes and the ignore index
+    with pytest.raises(HRNetError, match=r"masks/b.png: label map of b.png holds 6, 9: neither a class \(0..5\)"):
+        ds[1]

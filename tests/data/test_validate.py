@@ -103,7 +103,15 @@ def test_cli_several_formats_and_splits_in_one_process(embedded, tmp_path, capsy
             summary = json.loads((tmp_path / "ok" / fmt / split / "summary.json").read_text())
             assert summary["success"] is True and summary["rows"]["images"] == images, (fmt, split)
     capsys.readouterr()
-    # shapes' label maps hold classes 0..3: with 2 classes only the mask check fails
+    # its classes.txt names 4 classes: a different --num-classes is refused before any check
+    assert main([*args, "--num-classes", "2", "--out", str(tmp_path / "refused")]) == 2
+    assert "classes.txt: 4 classes but num_classes is 2" in capsys.readouterr().err
+    # shapes' label maps hold classes 0..3: with 2 classes (and no classes.txt) only the mask check fails
+    import shutil
+
+    shutil.copytree(root, tmp_path / "shapes")
+    (tmp_path / "shapes" / "classes.txt").unlink()
+    args[args.index(str(root))] = str(tmp_path / "shapes")
     assert main([*args, "--num-classes", "2", "--out", str(tmp_path / "bad")]) == 1
     printed = capsys.readouterr().out
     assert "mask label out of range" in printed
@@ -334,7 +342,7 @@ def test_mask_folder_validator_and_reader_pair_the_same_files(tmp_path):
         save_image(tmp_path / "images" / "train" / name, np.zeros((4, 4, 3), np.uint8))
         save_image(tmp_path / "masks" / "train" / f"{name[0]}.png", np.zeros((4, 4), np.uint8))
     save_image(tmp_path / "images" / "train" / "sub" / "c.png", np.zeros((4, 4, 3), np.uint8))  # not read
-    reader = MaskFolderSegmentation(tmp_path / "images" / "train", tmp_path / "masks" / "train")
+    reader = MaskFolderSegmentation(tmp_path / "images" / "train", tmp_path / "masks" / "train", classes=["a", "b"])
     report = validate_dataset("mask_segmentation", root=tmp_path, split="train", num_classes=2)
     assert report.success, report.failures
     assert report.rows["images"] == len(reader) == 2

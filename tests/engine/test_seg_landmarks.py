@@ -40,6 +40,7 @@ def make_mask_folder(root: Path, *, size: int = 16, count: int = 2) -> Path:
             grey = np.asarray(LEVELS, dtype=np.uint8)[label]
             Image.fromarray(np.stack([grey] * 3, axis=-1)).save(root / "images" / split / f"{i}.png")
             Image.fromarray(label).save(root / "masks" / split / f"{i}.png")
+    (root / "classes.txt").write_text("".join(f"level {v}\n" for v in LEVELS))
     return root
 
 

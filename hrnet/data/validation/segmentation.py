@@ -94,11 +94,15 @@ def mask_segmentation(root: Path, split: str, options: dict[str, Any]) -> Tables
     """``ROOT/images/SPLIT/<stem>.<ext>`` + ``ROOT/masks/SPLIT/<stem>.png`` (``--images``,
     ``--masks`` override), as :class:`~hrnet.data.segmentation.MaskFolderSegmentation` pairs
     them; labels ``0..num_classes-1`` or ``ignore_index``."""
-    from hrnet.data.segmentation import mask_folder_files
+    from hrnet.data.segmentation import MASK_CLASSES_FILE, mask_folder_classes, mask_folder_files
 
-    num_classes = options.get("num_classes")
-    if num_classes is None or num_classes < 1:
-        raise HRNetError("validate mask_segmentation: --num-classes is required (background included)")
+    num_classes = options.get("num_classes") or 0
+    if num_classes < 0 or not (num_classes or (root / MASK_CLASSES_FILE).is_file()):
+        raise HRNetError(
+            f"validate mask_segmentation: --num-classes is required (background included) "
+            f"without {root / MASK_CLASSES_FILE}"
+        )
+    num_classes = len(mask_folder_classes(root, num_classes))  # the reader's classes
     ignore = options.get("ignore_index", 255)
     image_dir = Path(options.get("images") or root / "images" / split)
     mask_dir = Path(options.get("masks") or root / "masks" / split)
