@@ -43,6 +43,10 @@ SUBPIXEL_BLUR_SIGMA = 1.0
 PUBLISHED_NUM_JOINTS = 17
 
 
+# keypoints of a COCO person: pycocotools' OKS sigmas (COCOeval Params.kpt_oks_sigmas) are for these
+COCO_NUM_KEYPOINTS = 17
+
+
 def flip_pairs_from_names(names: Sequence[str]) -> list[tuple[int, int]]:
     """The (left, right) index pairs a horizontal mirror swaps, from keypoint names: each
     ``left_<part>`` with its ``right_<part>`` (COCO's 17 names give COCO's 8 pairs)."""
@@ -224,6 +228,12 @@ class PoseTask(HeatmapTask):
         names = list(dataset.keypoint_names)  # type: ignore[attr-defined]
         if cfg.num_keypoints and cfg.num_keypoints != len(names):
             raise HRNetError(f"{cfg.data}: {len(names)} keypoints but num_keypoints is {cfg.num_keypoints}")
+        if len(names) != COCO_NUM_KEYPOINTS:  # refused before training, not when it is scored
+            raise HRNetError(
+                f"{cfg.data}: the person category has {len(names)} keypoints; the pose task scores COCO "
+                f"keypoint AP, whose OKS needs a per-keypoint sigma, and pycocotools has those for COCO's "
+                f"{COCO_NUM_KEYPOINTS} keypoints only"
+            )
         return {
             "keypoint_names": names,
             "skeleton": [[int(a), int(b)] for a, b in dataset.skeleton],  # type: ignore[attr-defined]

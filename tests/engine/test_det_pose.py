@@ -330,3 +330,29 @@ def test_oks_nms_removes_the_duplicates_that_cost_coco_ap(figures: Path) -> None
     assert kept == singles
     assert ap_doubled < ap_single - 0.05
     assert coco_evaluate(ann, kept, "keypoints")["AP"] == pytest.approx(ap_single)
+
+
+def test_pose_refuses_a_keypoint_layout_it_cannot_score_before_training(
+    figures: Path, tmp_path: Path
+) -> None:
+    """A person category of 5 keypoints reads and would train, but COCO's OKS has sigmas for
+    its 17 only: the task refuses it when the model is made, naming the data."""
+    import shutil
+
+    root = tmp_path / "five"
+    shutil.copytree(figures, root)
+    for file in (root / "annotations").glob("person_keypoints_*.json"):
+        coco = json.loads(file.read_text())
+        for category in coco["categories"]:
+            category["keypoints"] = category["keypoints"][:5]
+            category["skeleton"] = [[a, b] for a, b in category["skeleton"] if a <= 5 and b <= 5]
+        for ann in coco["annotations"]:
+            ann["keypoints"] = ann["keypoints"][:15]
+            ann["num_keypoints"] = sum(1 for v in ann["keypoints"][2::3] if v > 0)
+        file.write_text(json.dumps(coco))
+    cfg = _pose_config(root)
+    task = get_task("pose")
+    dataset = task.dataset(cfg, "train", train=True)
+    assert len(dataset.keypoint_names) == 5  # type: ignore[attr-defined]
+    with pytest.raises(HRNetError, match=r"five: the person category has 5 keypoints; .* COCO's 17"):
+        task.info(cfg, dataset)
