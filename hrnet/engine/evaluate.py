@@ -184,6 +184,7 @@ def evaluate_run(
 
     device = resolve_device(ecfg.device)
     loaded = load_model(source, device=device, data=data, fast=fast, dataset=dataset)
+    loaded.task.check_protocol(ecfg)  # a flag the task would ignore is refused, not recorded
     if out_dir is None:
         out_dir = Path(source) if Path(source).is_dir() else loaded.path.parent
     out_dir = Path(out_dir)
@@ -250,6 +251,8 @@ def predict_images(
 
     from hrnet.data.io import read_image
 
+    if ecfg is not None:
+        loaded.task.check_protocol(ecfg)
     if fast and _inference_kind(loaded.model) == "eager":
         model = inference_model(copy.deepcopy(loaded.model), loaded.config.task, device=device)
         loaded = dataclasses.replace(loaded, model=model)

@@ -68,6 +68,22 @@ class Task:
     # when a checkpoint trained with another count seeds a fine-tuning (TrainConfig.init_from)
     class_layers: tuple[str, ...] = ()
     find_unused_parameters: bool = False
+    # the test protocol fields (hrnet.engine.config.PROTOCOL_FIELDS) the task reads; a protocol
+    # setting any other is refused (check_protocol) rather than recorded and ignored
+    protocol: tuple[str, ...] = ()
+
+    def check_protocol(self, ecfg: EvalConfig) -> None:
+        """Raise HRNetError when ``ecfg`` sets a protocol field this task does not read."""
+        from hrnet.engine.config import PROTOCOL_FIELDS, EvalConfig
+
+        defaults = EvalConfig()
+        unused = [
+            n for n in PROTOCOL_FIELDS if n not in self.protocol and getattr(ecfg, n) != getattr(defaults, n)
+        ]
+        if unused:
+            flags = ", ".join("--" + n.replace("_", "-") for n in unused)
+            reads = ", ".join("--" + n.replace("_", "-") for n in self.protocol) or "none of them"
+            raise HRNetError(f"{flags}: not part of the {self.name} task's test protocol (it reads {reads})")
 
     # -- data ----------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ class LandmarkTask(HeatmapTask):
     dataset_formats = ("300w", "wflw", "cofw")
     metrics = ("NME", "NME_percent", "failure_rate_0.10")
     class_layers = ("head.3.",)
+    protocol = ("flip",)
 
     def dataset(self, cfg: TrainConfig, split: str, *, train: bool) -> Dataset:
         from hrnet.data import landmarks as L

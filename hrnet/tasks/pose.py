@@ -188,6 +188,7 @@ class PoseTask(HeatmapTask):
     dataset_formats = ("coco_keypoints",)
     metrics = ("keypoint_AP",)
     class_layers = ("final_layer.",)
+    protocol = ("flip", "person_boxes")
 
     @staticmethod
     def annotation_file(cfg: TrainConfig, split: str) -> Path:

@@ -152,6 +152,7 @@ class SegmentationTask(Task):
     # single-scale scores, and mIoU_ms_flip when the evaluation asks for scales or flip
     metrics = ("mIoU", "pixel_accuracy", "mean_accuracy", "mIoU_ms_flip")
     class_layers = ("decode_head.conv_seg.", "auxiliary_head.conv_seg.")
+    protocol = ("scales", "test_scale", "slide_crop", "slide_stride", "flip")
 
     def dataset(self, cfg: TrainConfig, split: str, *, train: bool) -> Dataset:
         from hrnet.data import segmentation as S

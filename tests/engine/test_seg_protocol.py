@@ -334,3 +334,26 @@ def test_predict_image_of_a_heatmap_task_runs_the_flip_test_when_asked(tmp_path)
     # each joint's score halves
     assert [k[2] for k in plain["keypoints"]] == [1.0, 1.0, 1.0]
     assert [k[2] for k in flipped["keypoints"]] == [0.5, 0.5, 0.5]
+
+
+def test_every_rows_protocol_is_one_its_task_reads_and_others_are_refused() -> None:
+    from hrnet.engine.config import protocol_fields
+    from hrnet.mlops.pipeline import SUITES
+    from hrnet.mlops.rows import load_suite
+    from hrnet.tasks import get_task
+
+    root = Path(__file__).resolve().parents[2]
+    for params in SUITES:
+        for row in load_suite(root / params).ready:
+            task = get_task(row.train["task"])
+            task.check_protocol(EvalConfig(**protocol_fields(dict(row.evaluate))))  # no error
+    with pytest.raises(
+        HRNetError,
+        match=r"--scales, --flip: not part of the classification task's test protocol \(it reads none of them\)",
+    ):
+        get_task("classification").check_protocol(EvalConfig(scales=(0.5, 1.0), flip=True))
+    with pytest.raises(
+        HRNetError, match=r"--slide-crop, --slide-stride: not part of the pose task's .*--flip"
+    ):
+        get_task("pose").check_protocol(EvalConfig(slide_crop=(8, 8), slide_stride=(4, 4)))
+    get_task("landmarks").check_protocol(EvalConfig(flip=True))
