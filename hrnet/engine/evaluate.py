@@ -86,7 +86,7 @@ def load_model(
         cfg = dataclasses.replace(cfg, data=str(data))
     if dataset is not None:
         cfg = dataclasses.replace(cfg, dataset=dataset)
-    task = get_task(cfg.task, dataset=cfg.dataset)
+    task = get_task(cfg.task, dataset=cfg.dataset, model=cfg.model)
     info = state.get("info", {})
     model = task.build_model(cfg, info)
     try:
@@ -151,7 +151,7 @@ def _load_onnx(path: Path, *, data: str | None) -> LoadedModel:
     cfg = config_from_mapping(meta["config"], source=f"{path} (saved config)")
     if data is not None:
         cfg = dataclasses.replace(cfg, data=str(data))
-    task = get_task(cfg.task, dataset=cfg.dataset)
+    task = get_task(cfg.task, dataset=cfg.dataset, model=cfg.model)
     return LoadedModel(model, cfg, meta.get("info", {}), task, path)
 
 

@@ -45,7 +45,7 @@ def import_weights(
     if not path.is_file():
         raise HRNetError(f"{path}: no such checkpoint file")
     cfg = dataclasses.replace(cfg, pretrained="")
-    task = get_task(cfg.task, dataset=cfg.dataset)
+    task = get_task(cfg.task, dataset=cfg.dataset, model=cfg.model)
     dataset = task.dataset(cfg, split or cfg.val_split, train=False)
     info = task.info(cfg, dataset)
     model = task.build_model(cfg, info)

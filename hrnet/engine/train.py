@@ -287,7 +287,9 @@ def train(
     started = time.perf_counter()
     out_dir = Path(out_dir)
     last_path = out_dir / "checkpoints" / "last.pt"
-    task = get_task(cfg.task, dataset=cfg.dataset)  # an unknown task or format fails before any work
+    task = get_task(
+        cfg.task, dataset=cfg.dataset, model=cfg.model
+    )  # an unknown task or format fails before any work
 
     # -- processes, device, randomness -----------------------------------------------------
     dist_info, device = distributed.setup(cfg.device)

@@ -71,6 +71,8 @@ class Task:
     # the test protocol fields (hrnet.engine.config.PROTOCOL_FIELDS) the task reads; a protocol
     # setting any other is refused (check_protocol) rather than recorded and ignored
     protocol: tuple[str, ...] = ()
+    # the model kinds (hrnet.models.model_info(name).task) the task builds on; () = its name
+    model_tasks: tuple[str, ...] = ()
 
     def check_protocol(self, ecfg: EvalConfig) -> None:
         """Raise HRNetError when ``ecfg`` sets a protocol field this task does not read."""
@@ -213,12 +215,13 @@ def task_names() -> list[str]:
     return sorted(_discover())
 
 
-def get_task(name: str, *, dataset: str | None = None) -> Task:
+def get_task(name: str, *, dataset: str | None = None, model: str | None = None) -> Task:
     """The :class:`Task` of a task name; with ``dataset``, also check that the task reads that
-    dataset format.
+    dataset format, and with ``model`` that it builds on that kind of model.
 
     Raises:
-        HRNetError: unknown task, or a dataset format the task does not read.
+        HRNetError: unknown task, a dataset format the task does not read, or a model of
+            another task (``hrnet.models.model_info(model).task``).
     """
     tasks = _discover()
     if name not in tasks:
@@ -226,6 +229,16 @@ def get_task(name: str, *, dataset: str | None = None) -> Task:
     task = tasks[name]()
     if dataset is not None:
         task.check_format(dataset)
+    if model:
+        from hrnet.models import list_models, model_info
+
+        kind, kinds = model_info(model).task, task.model_tasks or (task.name,)
+        if kind not in kinds:
+            names = ", ".join(list_models(kinds[0])[:4])
+            raise HRNetError(
+                f"config: model {model!r} is a {kind} model; task {name!r} builds on {' or '.join(kinds)} "
+                f"models ({names}, ...: hrnet.models.list_models({kinds[0]!r}))"
+            )
     return task
 
 

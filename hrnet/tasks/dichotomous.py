@@ -136,6 +136,7 @@ class DichotomousTask(Task):
     """
 
     name = "dichotomous_image_segmentation"
+    model_tasks = ("segmentation",)  # an FCN head on HRNetV2
     dataset_formats = ("dis5k",)
     metrics = (*DIS_METRICS, *(f"{s}.{m}" for s in _OTHER_SETS for m in DIS_METRICS))
     class_layers = ("decode_head.conv_seg.",)

@@ -92,6 +92,7 @@ class ThermalSegmentationTask(Task):
     scored as a class, as RTFNet does); mIoU and mAcc by :func:`rtfnet_scores`."""
 
     name = "thermal_image_segmentation"
+    model_tasks = ("segmentation",)  # an FCN head on HRNetV2
     dataset_formats = ("mfn",)
     metrics = ("mIoU", "mAcc")
     class_layers = ("decode_head.conv_seg.", "auxiliary_head.conv_seg.")

@@ -183,3 +183,26 @@ def test_count_model_builds_on_the_meta_device(configs: dict[str, TrainConfig], 
         model, size = get_task(name).count_model(cfg)
     assert next(model.parameters()).is_meta
     assert size == (None if name == "detection" else cfg.input_size)
+
+
+@pytest.mark.parametrize(
+    ("task", "model", "kind"),
+    [
+        ("classification", "fcn_hrnetv2_w18_small", "segmentation"),
+        ("detection", "hrnet_w18_small", "classification"),
+        ("pose", "landmark_hrnetv2_w18_small", "landmarks"),
+        ("segmentation", "fasterrcnn_hrnetv2p_w18_small", "detection"),
+    ],
+)
+def test_a_model_of_another_task_is_refused_by_name(task: str, model: str, kind: str) -> None:
+    from hrnet.errors import HRNetError
+    from hrnet.tasks import get_task
+
+    with pytest.raises(
+        HRNetError, match=rf"model '{model}' is a {kind} model; task '{task}' builds on {task}"
+    ):
+        get_task(task, model=model)
+    # the FCN of the dichotomous and thermal tasks is a segmentation model
+    assert (
+        get_task("thermal_image_segmentation", model="fcn_hrnetv2_w48").name == "thermal_image_segmentation"
+    )
