@@ -234,7 +234,7 @@ def predict_images(
     ecfg: EvalConfig | None = None,
 ) -> list[dict[str, Any]]:
     """Run a loaded model on image files; return one JSON record per image and draw each
-    prediction to ``out_dir/<stem>.png``.
+    prediction to ``out_dir/<stem>.png`` (``<stem>-2.png``, ... for a stem met before).
 
     Records are ``{"file", <the task's fields>, "picture"}``, the task's fields from
     :meth:`hrnet.tasks.Task.predict_image`: classification ``{"label", "score", "top5"}``;
@@ -258,9 +258,15 @@ def predict_images(
         loaded = dataclasses.replace(loaded, model=model)
     out_dir.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
+    used: set[str] = set()
     with torch.inference_mode():
         for path in files:
-            picture = out_dir / f"{path.stem}.png"
+            name, n = path.stem, 1
+            while name in used:  # a stem met before (a/x.png, b/x.png, b/x.jpg): x-2, x-3, ...
+                n += 1
+                name = f"{path.stem}-{n}"
+            used.add(name)
+            picture = out_dir / f"{name}.png"
             record: dict[str, Any] = {"file": str(path)}
             record.update(
                 loaded.task.predict_image(

@@ -43,6 +43,8 @@ LogFn = Callable[[dict[str, float], int], None]
 
 # fields that may change between a run and its resume without changing the result
 _RESUMABLE_CHANGES = frozenset({"workers", "checkpoint_every", "log_every", "device", "epochs", "iters"})
+# settings that name a file or folder: the same one written another way (relative, absolute) is no change
+_PATH_FIELDS = frozenset({"data", "pretrained", "init_from"})
 
 
 @dataclass(frozen=True)
@@ -531,9 +533,21 @@ def _init_from(task: Task, model: nn.Module, cfg: TrainConfig, *, is_main: bool)
         print(f"{cfg.init_from}: another class count; re-initialised {shapes or ', '.join(left)}")
 
 
+def _same_file(a: Any, b: Any) -> bool:
+    """Two path settings naming one file or folder (``digits`` and ``/abs/path/digits``)."""
+    try:
+        return bool(a) and bool(b) and os.path.samefile(a, b)
+    except (OSError, TypeError, ValueError):
+        return False
+
+
 def _check_resumable(saved: TrainConfig, cfg: TrainConfig, path: Path) -> None:
     a, b = saved.to_dict(), cfg.to_dict()
-    changed = sorted(k for k in a if a[k] != b[k] and k not in _RESUMABLE_CHANGES)
+    changed = sorted(
+        k
+        for k in a
+        if a[k] != b[k] and k not in _RESUMABLE_CHANGES and not (k in _PATH_FIELDS and _same_file(a[k], b[k]))
+    )
     if changed:
         details = ", ".join(f"{k}: {a[k]!r} -> {b[k]!r}" for k in changed)
         raise HRNetError(

@@ -360,7 +360,8 @@ def load_state_dict_checked(
         raise HRNetError(
             f"{what}: incomplete load; "
             + "; ".join(problems)
-            + f"\n{report.summary()}\n(pass partial=True to load the tensors that fit)"
+            + f"\n{report.summary()}\n(to load the tensors that fit: partial=True in Python; on the command "
+            "line --partial with --weights, or --init-from FILE --init-partial to start a training)"
         )
     with torch.no_grad():
         result = model.load_state_dict(to_load, strict=False)

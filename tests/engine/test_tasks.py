@@ -206,3 +206,25 @@ def test_a_model_of_another_task_is_refused_by_name(task: str, model: str, kind:
     assert (
         get_task("thermal_image_segmentation", model="fcn_hrnetv2_w48").name == "thermal_image_segmentation"
     )
+
+
+def test_predict_images_of_the_same_stem_get_their_own_pictures(
+    configs: dict[str, TrainConfig], tmp_path: Path
+) -> None:
+    import shutil
+
+    cfg = configs["classification"]
+    image = _first_image(cfg)
+    files = [
+        tmp_path / "a" / "x.png",
+        tmp_path / "b" / "x.png",
+        tmp_path / "b" / "x.jpg",
+        tmp_path / "x-2.png",
+    ]
+    for file in files:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(image, file)
+    records = predict_images(_loaded(cfg), files, tmp_path / "out", device=CPU)
+    pictures = [Path(r["picture"]).name for r in records]
+    assert pictures == ["x.png", "x-2.png", "x-3.png", "x-2-2.png"]
+    assert all(Path(r["picture"]).is_file() for r in records)

@@ -383,3 +383,19 @@ def test_init_from_a_task_checkpoint_reinitialises_only_the_class_layers(
     )  # fmt: skip
     with pytest.raises(HRNetError, match=r"shape|missing|unused"):
         train(other, out_dir=tmp_path / "other", progress=False)
+
+
+def test_resume_takes_the_same_data_written_another_way(tmp_path, monkeypatch) -> None:
+    from hrnet.engine.config import TrainConfig
+    from hrnet.engine.train import _check_resumable
+
+    (tmp_path / "digits").mkdir()
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path)
+    saved = TrainConfig(data=str(tmp_path / "digits"))
+    _check_resumable(saved, TrainConfig(data="digits"), tmp_path / "last.pt")  # relative: the same folder
+    _check_resumable(saved, TrainConfig(data="./other/../digits/"), tmp_path / "last.pt")
+    with pytest.raises(HRNetError, match=r"cannot resume, the configuration changed \(data: .* -> 'other'\)"):
+        _check_resumable(saved, TrainConfig(data="other"), tmp_path / "last.pt")
+    with pytest.raises(HRNetError, match="cannot resume"):
+        _check_resumable(saved, TrainConfig(data="missing"), tmp_path / "last.pt")
