@@ -47,11 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hrnet", description="HRNet models, data, training and benchmarks.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in _available().items():
-        doc = (module.__doc__ or "").strip().splitlines()
-        p = sub.add_parser(name, help=doc[0] if doc else None, description=module.__doc__)
+        summary = " ".join((module.__doc__ or "").strip().split("\n\n")[0].split())  # first paragraph
+        p = sub.add_parser(name, help=summary or None, description=module.__doc__)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
+
+
+def _red(text: str) -> str:
+    """``text`` in red on a terminal (not in a log file or a pipe, nor with NO_COLOR set)."""
+    import os
+
+    if sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
+        return f"\033[31m{text}\033[0m"
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except HRNetError as exc:
-        print(f"\033[31merror:\033[0m {exc}", file=sys.stderr)
+        print(f"{_red('error:')} {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
