@@ -228,3 +228,16 @@ def test_predict_images_of_the_same_stem_get_their_own_pictures(
     pictures = [Path(r["picture"]).name for r in records]
     assert pictures == ["x.png", "x-2.png", "x-3.png", "x-2-2.png"]
     assert all(Path(r["picture"]).is_file() for r in records)
+
+
+def test_the_architecture_documents_every_task_with_its_formats() -> None:
+    """docs/ARCHITECTURE.md's task table lists each registered task and the formats it reads."""
+    import re
+
+    from hrnet.tasks.base import _discover
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "ARCHITECTURE.md").read_text()
+    rows = dict(re.findall(r"^\| `([a-z_]+)` \| ((?:`[a-z0-9_]+`(?:, )?)+) \|", text, flags=re.M))
+    for name, task in _discover().items():
+        assert name in rows, name
+        assert re.findall(r"`([a-z0-9_]+)`", rows[name]) == list(task.dataset_formats), name
