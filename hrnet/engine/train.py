@@ -433,7 +433,7 @@ def train(
                 if not torch.isfinite(loss):
                     raise HRNetError(
                         f"training diverged at step {step} (epoch {epoch}): loss is {loss.item()} "
-                        f"({ {k: float(v) for k, v in losses.items()} }); lower lr or enable warmup"
+                        f"({ {k: v.item() for k, v in losses.items()} }); lower lr or enable warmup"
                     )
                 # backward (scaled for fp16), gradients summed over the accumulation window
                 scaler.scale(loss / cfg.accum_steps).backward()
