@@ -55,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         raise HRNetError(f"model {args.model!r}: {exc}") from exc
 
     height, width = args.input_size
+    if height < 1 or width < 1:
+        raise HRNetError(f"--input-size {height} {width}: height and width must be positive")
     params = count_params(model)
     if model_info(args.model).task == "detection":
         # a detector resizes its input (its transform), so tracing a forward would count another

@@ -36,6 +36,7 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 from torchvision.ops import boxes as box_ops
 
+from hrnet.errors import HRNetError
 from hrnet.models.hrnet import CONFIGS, HRNETV2_CHECKPOINTS, HighResolutionNet
 from hrnet.models.registry import GFLOPS, MEBI_PARAMS, ModelInfo, Published
 
@@ -117,6 +118,13 @@ class HRFPN(nn.Module):
             F.interpolate(b, size=size, mode="bilinear", align_corners=self.align_corners)
             for b in branches[1:]
         ]
+        coarsest = 2 ** (len(self.fpn_convs) - 1)
+        # avg_pool2d's "output size is too small", said in pixels (eager only: not when traced)
+        if not torch.jit.is_tracing() and min(int(s) for s in size) < coarsest:
+            raise HRNetError(
+                f"HRFPN: a {size[0]}x{size[1]} stride-4 map has no {coarsest}x{coarsest} cell for its "
+                f"stride-{4 * coarsest} level; detector inputs need at least {4 * coarsest} pixels a side"
+            )
         x = self.reduction_conv(torch.cat([branches[0], *ups], dim=1))
         pyramid = [x] + [
             F.avg_pool2d(x, kernel_size=2**i, stride=2**i) for i in range(1, len(self.fpn_convs))

@@ -162,3 +162,16 @@ def test_detector_overfits_a_tiny_batch(kind: str) -> None:
         assert box_iou(pred["boxes"][:1], target["boxes"]).item() > 0.5  # Cascade: last-stage boxes
         if kind == "maskrcnn":
             assert mask_iou(pred["masks"][0, 0], target["masks"][0]) > 0.5
+
+
+def test_a_detector_input_too_small_for_hrfpn_is_named_in_pixels() -> None:
+    """HRFPN's stride-64 level average-pools the stride-4 map by 16: a 48-pixel input has no
+    such cell (PyTorch says "output size is too small"); 64 pixels is the smallest."""
+    from hrnet.errors import HRNetError
+    from hrnet.models import create_model
+
+    model = create_model("fasterrcnn_hrnetv2p_w18_small", num_classes=3, min_size=48, max_size=48).eval()
+    with torch.no_grad(), pytest.raises(HRNetError, match=r"12x12 stride-4 map .* at least 64 pixels a side"):
+        model.backbone(torch.zeros(1, 3, 48, 48))
+    with torch.no_grad():
+        assert [f.shape[-1] for f in model.backbone(torch.zeros(1, 3, 64, 64)).values()] == [16, 8, 4, 2, 1]
