@@ -89,11 +89,39 @@ def load_coco(ann_file: str | Path, *, keypoints: bool = False) -> Any:
             values = ann.get("keypoints")
             if not isinstance(values, list) or len(values) != 3 * num:
                 raise HRNetError(f"{where}: expected {3 * num} keypoint values (x, y, v per joint)")
+            bad = [v for v in values[2::3] if v not in (0, 1, 2)]
+            if bad:
+                raise HRNetError(f"{where}: keypoint visibility {bad[0]!r} is not 0, 1 or 2")
     coco = COCO()
     coco.dataset = data
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress messages
         coco.createIndex()
     return coco
+
+
+def segmentation_problem(seg: Any) -> str | None:
+    """Why a COCO ``segmentation`` is not one pycocotools can rasterise, in words; None if it can.
+
+    Polygons are a non-empty list of flat ``[x1, y1, x2, y2, ...]`` lists of numbers, each of at
+    least three points and an even length; RLE is ``{"size": [height, width], "counts": ...}``.
+    """
+    if isinstance(seg, dict):
+        size = seg.get("size")
+        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v >= 0 for v in size)):
+            return f"RLE 'size' must be [height, width], got {size!r}"
+        if not isinstance(seg.get("counts"), str | list):
+            return "RLE 'counts' must be a string or a list of run lengths"
+        return None
+    if not isinstance(seg, list) or not seg:
+        return f"expected a list of polygons or an RLE object, got {seg!r:.40}"
+    for i, polygon in enumerate(seg):
+        if not isinstance(polygon, list) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in polygon
+        ):
+            return f"polygon {i} is not a flat list of numbers"
+        if len(polygon) < 6 or len(polygon) % 2:
+            return f"polygon {i} has {len(polygon)} values; a polygon needs x, y pairs of at least 3 points"
+    return None
 
 
 def _unique_ids(path: Path, records: list, section: str, required: tuple[str, ...]) -> set:
@@ -227,6 +255,9 @@ class CocoDetection:
                     raise HRNetError(
                         f"{self.ann_file}: annotation id {ann['id']}: no 'segmentation' for masks"
                     )
+                problem = segmentation_problem(ann["segmentation"])
+                if problem is not None:
+                    raise HRNetError(f"{self.ann_file}: annotation id {ann['id']}: bad segmentation: {problem}")
                 try:
                     masks[i] = self.coco.annToMask(ann)
                 except Exception as exc:  # pycocotools raises assorted types on bad polygons/RLE

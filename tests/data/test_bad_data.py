@@ -288,3 +288,51 @@ def test_missing_split_folder_or_file(tmp_path):
         assert not report.success
         (first, *_) = report.failures
         assert first.file.endswith(name) and first.record is None and first.reason == reason, fmt
+
+
+def test_bad_segmentations_fail_validation_and_the_reader_alike(tmp_path):
+    """What pycocotools cannot rasterise (its own errors are "Argument 'bb' has incorrect type",
+    "input type is not supported") is a record with a reason, in validation and in the reader."""
+    from hrnet.data.coco import CocoDetection
+
+    save_image(tmp_path / "images" / "train" / "a.png", np.zeros((6, 8, 3), np.uint8))
+    segmentations = [
+        [[1, 1, 5, 1, 5, 4]],  # a triangle: fine
+        {"size": [6, 8], "counts": [48]},  # RLE: fine
+        [[1, 2, 3, 4]],  # two points
+        "oops",
+        [[1, 1, 5, 1, 5]],  # odd length
+        {"size": [6], "counts": "x"},
+    ]
+    annotations = [{**_box(30 + i, 1, [0, 0, 4, 4]), "segmentation": s} for i, s in enumerate(segmentations)]
+    ann_file = tmp_path / "annotations" / "instances_train.json"
+    write_json(ann_file, {"images": [_image(1, "a.png")], "annotations": annotations, "categories": CATEGORIES})
+    report = validate_dataset("coco_instances", root=tmp_path, split="train")
+    by_record = {f.record: f.reason for f in report.failures}
+    assert by_record == {
+        "annotation id=32": "segmentation: polygon 0 has 4 values; a polygon needs x, y pairs of at least 3 points",
+        "annotation id=33": "segmentation: expected a list of polygons or an RLE object, got 'oops'",
+        "annotation id=34": "segmentation: polygon 0 has 5 values; a polygon needs x, y pairs of at least 3 points",
+        "annotation id=35": "segmentation: RLE 'size' must be [height, width], got [6]",
+    }
+    dataset = CocoDetection(tmp_path / "images" / "train", ann_file, with_masks=True)
+    with pytest.raises(HRNetError, match=r"annotation id 32: bad segmentation: polygon 0 has 4 values"):
+        dataset[0]
+
+
+def test_the_keypoint_reader_refuses_a_visibility_flag_validation_refuses(tmp_path):
+    from hrnet.data.coco import load_coco
+
+    good = [1, 1, 2] * 17
+    person = {**_box(40, 1, [0, 0, 4, 4]), "keypoints": [1, 1, 5, *good[3:]], "num_keypoints": 17}
+    ann_file = tmp_path / "person_keypoints_train.json"
+    write_json(
+        ann_file,
+        {
+            "images": [_image(1, "p.png")],
+            "annotations": [person],
+            "categories": [{"id": 1, "name": "person", "keypoints": [f"k{i}" for i in range(17)]}],
+        },
+    )
+    with pytest.raises(HRNetError, match=r"annotation id 40: keypoint visibility 5 is not 0, 1 or 2"):
+        load_coco(ann_file, keypoints=True)

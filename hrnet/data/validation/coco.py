@@ -107,7 +107,7 @@ def _coco(root: Path, split: str, options: dict[str, Any], *, keypoints: bool) -
     dataset = Tables(root)
     prefix = "person_keypoints" if keypoints else "instances"
     ann_path = Path(options.get("annotations") or root / "annotations" / f"{prefix}_{split}.json")
-    from hrnet.data.coco import coco_image_folder
+    from hrnet.data.coco import coco_image_folder, segmentation_problem
 
     image_dir = Path(options.get("images") or coco_image_folder(root, split))
     json_name = rel(ann_path, root)
@@ -204,6 +204,10 @@ def _coco(root: Path, split: str, options: dict[str, Any], *, keypoints: bool) -
             "box_overflow": round(max(-x, -y, x + w - width, y + h - height, 0.0), 3),
             "iscrowd": ann.get("iscrowd", 0),
         }
+        if "segmentation" in ann:
+            problem = segmentation_problem(ann["segmentation"])
+            if problem is not None:  # what the instance-mask reader would refuse
+                dataset.failures.append(Failure(json_name, record, f"segmentation: {problem}"))
         if keypoints:
             points = ann.get("keypoints", [])
             points = points if isinstance(points, list) else []
