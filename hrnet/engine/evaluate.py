@@ -239,7 +239,7 @@ def predict_images(
     Records are ``{"file", <the task's fields>, "picture"}``, the task's fields from
     :meth:`hrnet.tasks.Task.predict_image`: classification ``{"label", "score", "top5"}``;
     segmentation ``{"mask"}`` (a PNG of class indices beside the picture); detection
-    ``{"detections": [{"bbox" xyxy, "label", "category_id", "score"}]}``; pose/landmarks
+    ``{"detections": [{"bbox" (COCO's x, y, width, height), "label", "category_id", "score"}]}``; pose/landmarks
     ``{"keypoints" [[x, y, score]]}`` with the whole image as the crop.
 
     With ``fast`` (the default) an eager model is put on the inference path first (a folded copy:

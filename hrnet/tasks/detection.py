@@ -290,7 +290,8 @@ class DetectionTask(Task):
         picture: Path,
         ecfg: EvalConfig | None = None,
     ) -> dict[str, Any]:
-        """``{"detections": [{"bbox" xyxy, "label", "category_id", "score"}]}``."""
+        """``{"detections": [{"bbox", "label", "category_id", "score"}]}``, ``bbox`` as in COCO
+        results (and ``hrnet evaluate``'s ``predictions.json``): ``[x, y, width, height]``."""
         from hrnet.data import transforms as T
         from hrnet.engine import plots
 
@@ -298,7 +299,7 @@ class DetectionTask(Task):
         pred = {k: v.cpu() for k, v in model([x.to(device)])[0].items()}
         detections = [
             {
-                "bbox": [round(float(v), 2) for v in box],
+                "bbox": [round(float(v), 2) for v in (*box[:2], *(box[2:] - box[:2]))],
                 "label": info["class_names"][int(label) - 1],
                 "category_id": info["category_ids"][int(label) - 1],
                 "score": float(score),

@@ -241,3 +241,22 @@ def test_the_architecture_documents_every_task_with_its_formats() -> None:
     for name, task in _discover().items():
         assert name in rows, name
         assert re.findall(r"`([a-z0-9_]+)`", rows[name]) == list(task.dataset_formats), name
+
+
+def test_detection_predictions_give_coco_boxes(tmp_path: Path) -> None:
+    """``hrnet predict``'s boxes are COCO's ``[x, y, width, height]``, as evaluate's results."""
+    from hrnet.tasks import get_task
+
+    class Fixed(torch.nn.Module):
+        def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+            boxes = torch.tensor([[1.0, 2.0, 5.0, 8.0]])
+            return [{"boxes": boxes, "labels": torch.tensor([2]), "scores": torch.tensor([0.75])}]
+
+    info = {"class_names": ["circle", "square"], "category_ids": [10, 20]}
+    image = torch.zeros(3, 12, 16, dtype=torch.uint8)
+    record = get_task("detection").predict_image(
+        Fixed(), TrainConfig(task="detection"), info, image, device=CPU, picture=tmp_path / "p.png"
+    )
+    assert record == {
+        "detections": [{"bbox": [1.0, 2.0, 4.0, 6.0], "label": "square", "category_id": 20, "score": 0.75}]
+    }
