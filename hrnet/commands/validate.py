@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 MAX_PRINTED = 50
 
@@ -86,7 +87,7 @@ def _validate_split(args: argparse.Namespace, fmt: str, split: str, out: Path) -
     rows = ", ".join(f"{count} {name}" for name, count in report.rows.items())
     if report.success:
         console.print(f"[green]valid[/green] {fmt} {args.root} ({split}): {rows}")
-        console.print(f"summary: {out / 'summary.json'}; data docs: {report.data_docs}")
+        console.print(f"summary: {out / 'summary.json'}{_docs(report)}")
         return 0
     table = Table(title=f"{fmt} {args.root} ({split}): {len(report.failures)} failing records")
     for column in ("file", "record", "reason"):
@@ -96,5 +97,12 @@ def _validate_split(args: argparse.Namespace, fmt: str, split: str, out: Path) -
     console.print(table)
     if len(report.failures) > MAX_PRINTED:
         console.print(f"... and {len(report.failures) - MAX_PRINTED} more in {out / 'summary.json'}")
-    console.print(f"[red]invalid[/red]: summary {out / 'summary.json'}; data docs: {report.data_docs}")
+    console.print(f"[red]invalid[/red]: summary {out / 'summary.json'}{_docs(report)}")
     return 1
+
+
+def _docs(report: Any) -> str:
+    """``; data docs: PATH``, or why there are none (no suite ran on a file that could not be read)."""
+    if report.data_docs is None:
+        return "; no data docs (nothing to check in what could not be read)"
+    return f"; data docs: {report.data_docs}"
