@@ -57,6 +57,7 @@ class EmbeddedDataset:
     num_train: int  # default number of training images
     num_val: int  # default number of validation images
     build: Callable[[Path, np.random.Generator, int, int, int, Progress | None], dict]
+    limited: bool = False  # the defaults are all the images there are (digits: scikit-learn's)
 
 
 def _png_bytes(img: Image.Image) -> bytes:
@@ -602,7 +603,7 @@ def _build_faces(
 
 EMBEDDED_DATASETS: dict[str, EmbeddedDataset] = {
     "digits": EmbeddedDataset(
-        "digits", "scikit-learn handwritten digits as ImageFolder PNGs", 1438, 359, _build_digits
+        "digits", "scikit-learn handwritten digits as ImageFolder PNGs", 1438, 359, _build_digits, limited=True
     ),
     "shapes": EmbeddedDataset(
         "shapes", "shapes with COCO instances and semantic masks", 300, 60, _build_shapes
@@ -632,21 +633,27 @@ def generate_dataset(
         name: one of :data:`EMBEDDED_DATASETS`.
         out: the dataset folder to create (for example ``data/embedded/digits``).
         seed: the random seed; the same seed gives byte-identical files.
-        num_train, num_val: image counts (defaults per dataset; ``digits`` caps them at the
-            1438/359 images of its stratified 80/20 split).
+        num_train, num_val: image counts, at least 1 (defaults per dataset; ``digits`` has
+            1438/359 images at most, its stratified 80/20 split).
         force: replace an existing folder instead of refusing.
         progress: called as ``progress(done, total)`` after each image.
 
     Raises:
-        HRNetError: unknown name, bad counts, or ``out`` exists and ``force`` is false.
+        HRNetError: unknown name, counts below 1 or above what ``digits`` has, or ``out``
+            exists and ``force`` is false.
     """
     if name not in EMBEDDED_DATASETS:
         raise HRNetError(f"unknown embedded dataset {name!r}; choose from {', '.join(EMBEDDED_DATASETS)}")
     spec = EMBEDDED_DATASETS[name]
     num_train = spec.num_train if num_train is None else num_train
     num_val = spec.num_val if num_val is None else num_val
-    if num_train < 0 or num_val < 0:
-        raise HRNetError(f"generate {name}: image counts must be >= 0 (got {num_train}, {num_val})")
+    if num_train < 1 or num_val < 1:
+        raise HRNetError(f"generate {name}: image counts must be >= 1 (got {num_train}, {num_val})")
+    if spec.limited and (num_train > spec.num_train or num_val > spec.num_val):
+        raise HRNetError(
+            f"generate {name}: {spec.num_train} training and {spec.num_val} validation images at most "
+            f"(got {num_train}, {num_val})"
+        )
     out = Path(out)
     rng = np.random.default_rng(seed)
     with atomic_directory(out, force=force) as tmp:

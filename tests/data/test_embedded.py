@@ -88,3 +88,14 @@ def test_every_generator_is_deterministic(tmp_path, name):
     assert len([p for p in hashes if p.endswith(".png") and not p.startswith("masks/")]) == 5
     manifest = json.loads((first / "dataset.json").read_text())
     assert manifest["name"] == name and manifest["seed"] == 5 and manifest["num_train"] == 3
+
+
+def test_generate_refuses_counts_it_cannot_give(tmp_path) -> None:
+    from hrnet.data.embedded import generate_dataset
+    from hrnet.errors import HRNetError
+
+    with pytest.raises(HRNetError, match=r"digits: 1438 training and 359 validation images at most \(got 5000, 10\)"):
+        generate_dataset("digits", tmp_path / "d", num_train=5000, num_val=10)
+    with pytest.raises(HRNetError, match=r"shapes: image counts must be >= 1 \(got 0, 0\)"):
+        generate_dataset("shapes", tmp_path / "s", num_train=0, num_val=0)
+    assert not (tmp_path / "d").exists() and not (tmp_path / "s").exists()
