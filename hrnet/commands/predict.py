@@ -1,4 +1,8 @@
-"""Predict with a trained model on images: pictures with the predictions drawn, and JSON."""
+"""Predict with a trained model on images: pictures with the predictions drawn, and JSON.
+
+Pose and landmark models take each whole image as the crop of one person or one face (crop
+them out first, e.g. with a detector's boxes); detection boxes are COCO's x, y, width, height.
+"""
 
 from __future__ import annotations
 

@@ -54,7 +54,12 @@ class TrainConfig:
     # joints (pose) or landmarks; 0 takes the number from the dataset
     num_keypoints: int = field(default=0, metadata=_help("number of keypoints; 0 = from the dataset"))
     # network input (height, width); one number means a square
-    input_size: tuple[int, int] = field(default=(224, 224), metadata=_help("input height and width"))
+    input_size: tuple[int, int] = field(
+        default=(224, 224),
+        metadata=_help(
+            "input height and width (detection: short side and long-side cap; CenterNet: the training crop)"
+        ),
+    )
 
     # --- how long ---------------------------------------------------------------------------
     # passes over the training set (ignored when iters > 0)
