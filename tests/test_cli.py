@@ -34,3 +34,27 @@ def test_main_leaves_the_collector_as_it_found_it(capsys):
     assert exit_.value.code == 0
     assert (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled()) == before
     assert "usage: hrnet info" in capsys.readouterr().out
+
+
+def test_every_hrnet_command_in_the_readme_parses() -> None:
+    """The README's ``hrnet ...`` lines are commands the CLI accepts (flags spelt as it spells them)."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from hrnet.cli import build_parser
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    parser = build_parser()
+    lines = [
+        line.split("  #")[0].strip()
+        for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+        for line in block.splitlines()
+    ]
+    commands = [line for line in lines if line.startswith("hrnet ") and "..." not in line and "[" not in line]
+    assert len(commands) >= 20
+    for line in commands:
+        try:
+            parser.parse_args(shlex.split(line)[1:])
+        except SystemExit:
+            raise AssertionError(f"README: {line}") from None
