@@ -154,7 +154,12 @@ class SegmentationTask(Task):
     class_layers = ("decode_head.conv_seg.", "auxiliary_head.conv_seg.")
     protocol = ("scales", "test_scale", "slide_crop", "slide_stride", "flip")
 
-    def dataset(self, cfg: TrainConfig, split: str, *, train: bool) -> Dataset:
+    def dataset(
+        self, cfg: TrainConfig, split: str, *, train: bool, classes: Sequence[str] | None = None
+    ) -> Dataset:
+        """The split in ``cfg.dataset``'s layout; ``classes`` (a trained model's class names)
+        names the labels of a mask folder without a ``classes.txt`` (one trained before it had
+        one, or with ``num_classes``)."""
         from hrnet.data import segmentation as S
         from hrnet.data import transforms as T
 
@@ -172,7 +177,8 @@ class SegmentationTask(Task):
         else:
             tf = T.segmentation_eval_transforms(resize=None if base else cfg.input_size)
         if cfg.dataset == "mask_segmentation":  # a folder pair, not a benchmark layout
-            classes = S.mask_folder_classes(root, cfg.num_classes)  # classes.txt or num_classes
+            if classes is None or (root / S.MASK_CLASSES_FILE).is_file():  # the data's own names win
+                classes = S.mask_folder_classes(root, cfg.num_classes)  # classes.txt or num_classes
             return S.MaskFolderSegmentation(
                 root / "images" / split, root / "masks" / split, classes=classes, transforms=tf
             )
@@ -233,7 +239,7 @@ class SegmentationTask(Task):
         from hrnet.engine import plots
 
         classes = info["class_names"]
-        dataset = self.dataset(cfg, ecfg.split, train=False)
+        dataset = self.dataset(cfg, ecfg.split, train=False, classes=info["class_names"])
         if list(dataset.classes) != list(classes):  # type: ignore[attr-defined]
             # a model evaluated on another dataset (trained on ACDC, scored on DADA-seg) must
             # predict that dataset's classes in its order

@@ -182,3 +182,18 @@ def test_rescaled_mask_samples_pixel_centres() -> None:
     out = RandomRescale(base_size=None, ratio_range=(1.6, 1.6))(tv_tensors.Mask(source))
     expected = ((torch.arange(16) + 0.5) / 1.6).floor().long()  # the source pixel under each centre
     assert torch.equal(out[0].long(), expected)
+
+
+def test_a_mask_folder_without_classes_txt_is_scored_with_the_models_class_names(tmp_path: Path) -> None:
+    from hrnet.tasks import get_task
+
+    root = make_mask_folder(tmp_path / "data")
+    (root / "classes.txt").unlink()
+    cfg = _seg_config(root)
+    task = get_task("segmentation")
+    with pytest.raises(HRNetError, match="number of classes is not known"):
+        task.dataset(cfg, "train", train=True)
+    names = ["a", "b", "c", "d"]
+    assert task.dataset(cfg, "val", train=False, classes=names).classes == names  # type: ignore[attr-defined]
+    (root / "classes.txt").write_text("w\nx\ny\nz\n")  # the data's own names win
+    assert task.dataset(cfg, "val", train=False, classes=names).classes == ["w", "x", "y", "z"]  # type: ignore[attr-defined]
