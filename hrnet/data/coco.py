@@ -99,12 +99,34 @@ def load_coco(ann_file: str | Path, *, keypoints: bool = False) -> Any:
     return coco
 
 
-def segmentation_problem(seg: Any) -> str | None:
-    """Why a COCO ``segmentation`` is not one pycocotools can rasterise, in words; None if it can.
+def _polygon_ok(polygon: Any) -> bool:
+    """A flat list of finite numbers, x, y pairs of at least three points."""
+    return (
+        isinstance(polygon, list)
+        and len(polygon) >= 6
+        and len(polygon) % 2 == 0
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in polygon)
+    )
 
-    Polygons are a non-empty list of flat ``[x1, y1, x2, y2, ...]`` lists of numbers, each of at
-    least three points and an even length; RLE is ``{"size": [height, width], "counts": ...}``.
-    """
+
+def usable_segmentation(seg: Any) -> Any:
+    """The part of a COCO ``segmentation`` pycocotools can draw: an RLE as it is, a polygon list
+    without its degenerate polygons (fewer than 3 points, odd length, not numbers: dropped, as
+    Detectron and MMDetection drop them); None for none at all (``[]``, ``null``: a box only)."""
+    if isinstance(seg, dict):
+        return seg
+    if isinstance(seg, list):
+        kept = [polygon for polygon in seg if _polygon_ok(polygon)]
+        return kept or None
+    return None
+
+
+def segmentation_problem(seg: Any) -> str | None:
+    """Why a COCO ``segmentation`` cannot give an instance mask, in words; None if it can, or
+    if it is absent (``[]``, ``null``: a box-only annotation). Degenerate polygons beside a
+    good one are dropped (:func:`usable_segmentation`), not a problem."""
+    if seg is None or seg == []:
+        return None
     if isinstance(seg, dict):
         size = seg.get("size")
         if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v >= 0 for v in size)):
@@ -112,15 +134,10 @@ def segmentation_problem(seg: Any) -> str | None:
         if not isinstance(seg.get("counts"), str | list):
             return "RLE 'counts' must be a string or a list of run lengths"
         return None
-    if not isinstance(seg, list) or not seg:
+    if not isinstance(seg, list):
         return f"expected a list of polygons or an RLE object, got {seg!r:.40}"
-    for i, polygon in enumerate(seg):
-        if not isinstance(polygon, list) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in polygon
-        ):
-            return f"polygon {i} is not a flat list of numbers"
-        if len(polygon) < 6 or len(polygon) % 2:
-            return f"polygon {i} has {len(polygon)} values; a polygon needs x, y pairs of at least 3 points"
+    if usable_segmentation(seg) is None:
+        return "no polygon of at least 3 points (flat x, y pairs of numbers)"
     return None
 
 
@@ -258,8 +275,11 @@ class CocoDetection:
                 problem = segmentation_problem(ann["segmentation"])
                 if problem is not None:
                     raise HRNetError(f"{self.ann_file}: annotation id {ann['id']}: bad segmentation: {problem}")
+                usable = usable_segmentation(ann["segmentation"])
+                if usable is None:
+                    raise HRNetError(f"{self.ann_file}: annotation id {ann['id']}: no mask ('segmentation' is empty)")
                 try:
-                    masks[i] = self.coco.annToMask(ann)
+                    masks[i] = self.coco.annToMask({**ann, "segmentation": usable})
                 except Exception as exc:  # pycocotools raises assorted types on bad polygons/RLE
                     raise HRNetError(
                         f"{self.ann_file}: annotation id {ann['id']}: bad segmentation: {exc}"

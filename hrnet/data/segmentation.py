@@ -213,7 +213,9 @@ def mask_folder_classes(root: str | Path, num_classes: int = 0) -> list[str]:
     """
     path = Path(root) / MASK_CLASSES_FILE
     if path.is_file():
-        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        names = [line.strip() for line in path.read_text(encoding="utf-8").rstrip().splitlines()]
+        if "" in names:  # line i names label i: a blank line would shift every label after it
+            raise HRNetError(f"{path}: line {names.index('') + 1} is blank (line i names label i)")
         if not names or len(names) > 255:
             raise HRNetError(f"{path}: {len(names)} class names; 1..255 are possible (255 is the ignore index)")
         if num_classes and num_classes != len(names):

@@ -265,7 +265,7 @@ def predict_images(
             while name in used:  # a stem met before (a/x.png, b/x.png, b/x.jpg): x-2, x-3, ...
                 n += 1
                 name = f"{path.stem}-{n}"
-            used.add(name)
+            used.update((name, f"{name}_mask"))  # segmentation writes <name>_mask.png beside it
             picture = out_dir / f"{name}.png"
             record: dict[str, Any] = {"file": str(path)}
             record.update(

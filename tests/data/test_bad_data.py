@@ -303,6 +303,8 @@ def test_bad_segmentations_fail_validation_and_the_reader_alike(tmp_path):
         "oops",
         [[1, 1, 5, 1, 5]],  # odd length
         {"size": [6], "counts": "x"},
+        [],  # a box-only export: no mask, fine for validation
+        [[1, 1, 5, 1, 5, 4], [5, 5, 6, 6]],  # a degenerate polygon beside a good one: dropped
     ]
     annotations = [{**_box(30 + i, 1, [0, 0, 4, 4]), "segmentation": s} for i, s in enumerate(segmentations)]
     ann_file = tmp_path / "annotations" / "instances_train.json"
@@ -310,14 +312,18 @@ def test_bad_segmentations_fail_validation_and_the_reader_alike(tmp_path):
     report = validate_dataset("coco_instances", root=tmp_path, split="train")
     by_record = {f.record: f.reason for f in report.failures}
     assert by_record == {
-        "annotation id=32": "segmentation: polygon 0 has 4 values; a polygon needs x, y pairs of at least 3 points",
+        "annotation id=32": "segmentation: no polygon of at least 3 points (flat x, y pairs of numbers)",
         "annotation id=33": "segmentation: expected a list of polygons or an RLE object, got 'oops'",
-        "annotation id=34": "segmentation: polygon 0 has 5 values; a polygon needs x, y pairs of at least 3 points",
+        "annotation id=34": "segmentation: no polygon of at least 3 points (flat x, y pairs of numbers)",
         "annotation id=35": "segmentation: RLE 'size' must be [height, width], got [6]",
     }
     dataset = CocoDetection(tmp_path / "images" / "train", ann_file, with_masks=True)
-    with pytest.raises(HRNetError, match=r"annotation id 32: bad segmentation: polygon 0 has 4 values"):
+    with pytest.raises(HRNetError, match=r"annotation id 32: bad segmentation: no polygon of at least 3 points"):
         dataset[0]
+    from hrnet.data.coco import usable_segmentation
+
+    assert usable_segmentation([[1, 1, 5, 1, 5, 4], [5, 5, 6, 6]]) == [[1, 1, 5, 1, 5, 4]]
+    assert usable_segmentation([]) is None
 
 
 def test_the_keypoint_reader_refuses_a_visibility_flag_validation_refuses(tmp_path):

@@ -400,7 +400,10 @@ def test_mask_folder_classes_and_labels_outside_them(tmp_path):
     with pytest.raises(HRNetError, match=r"number of classes is not known: write .*classes.txt"):
         mask_folder_classes(tmp_path)
     assert mask_folder_classes(tmp_path, 3) == ["class 0", "class 1", "class 2"]
-    (tmp_path / "classes.txt").write_text("sky\n\nroad\ncar\nperson\nbike\ntree\n")  # a blank line skipped
+    (tmp_path / "classes.txt").write_text("sky\n\nroad\n")
+    with pytest.raises(HRNetError, match=r"classes.txt: line 2 is blank"):
+        mask_folder_classes(tmp_path)
+    (tmp_path / "classes.txt").write_text("sky\nroad\ncar\nperson\nbike\ntree\n\n")  # trailing blank lines end it
     assert mask_folder_classes(tmp_path) == ["sky", "road", "car", "person", "bike", "tree"]
     with pytest.raises(HRNetError, match=r"classes.txt: 6 classes but num_classes is 4"):
         mask_folder_classes(tmp_path, 4)

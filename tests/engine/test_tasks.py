@@ -220,13 +220,14 @@ def test_predict_images_of_the_same_stem_get_their_own_pictures(
         tmp_path / "b" / "x.png",
         tmp_path / "b" / "x.jpg",
         tmp_path / "x-2.png",
+        tmp_path / "c" / "x_mask.png",  # not the first picture's mask file
     ]
     for file in files:
         file.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(image, file)
     records = predict_images(_loaded(cfg), files, tmp_path / "out", device=CPU)
     pictures = [Path(r["picture"]).name for r in records]
-    assert pictures == ["x.png", "x-2.png", "x-3.png", "x-2-2.png"]
+    assert pictures == ["x.png", "x-2.png", "x-3.png", "x-2-2.png", "x_mask-2.png"]
     assert all(Path(r["picture"]).is_file() for r in records)
 
 
