@@ -9,10 +9,38 @@ from pathlib import Path
 from typing import Any
 
 
+class Numbers(argparse.Action):
+    """``nargs="+"`` numbers of one ``kind`` (``int`` or ``float``), at most ``most`` of them
+    (0: any number). An option of variable length takes the positionals that follow it too
+    (``--scales 0.5 1 images/``): the error then says so, instead of argparse's bare ``invalid
+    float value``."""
+
+    def __init__(self, *args: Any, kind: type = float, most: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, nargs="+", **kwargs)
+        self.kind, self.most = kind, most
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option: Any = None
+    ) -> None:
+        values = list(values)
+        word = "integer" if self.kind is int else "number"
+        try:
+            numbers = [self.kind(v) for v in values]
+            if self.most and len(numbers) > self.most:
+                raise ValueError
+        except ValueError:
+            want = f"at most {self.most} {word}s" if self.most else f"{word}s"
+            parser.error(
+                f"{option} takes {want}, got {' '.join(values)!r}; "
+                "put the model and image paths before the option"
+            )
+        setattr(namespace, self.dest, numbers)
+
+
 def add_protocol_arguments(parser: argparse.ArgumentParser, *, person_boxes: bool = True) -> None:
     """The protocol flags (None when not given, so that a row's entry can fill them in)."""
     parser.add_argument(
-        "--scales", type=float, nargs="+", default=None, help="segmentation test scales (default: 1.0)"
+        "--scales", action=Numbers, kind=float, default=None, help="segmentation test scales (default: 1.0)"
     )
     sizes = {
         "--test-scale": "segmentation: rescale each test image, keeping its aspect ratio, to the largest "
@@ -39,11 +67,28 @@ def add_protocol_arguments(parser: argparse.ArgumentParser, *, person_boxes: boo
         )
 
 
-def row_protocol(params: Path, row: str) -> dict[str, Any]:
-    """The ``evaluate:`` entry of ``row`` in ``params`` (HRNetError for an unknown row)."""
+def row_given(args: argparse.Namespace) -> bool:
+    """Whether ``--params`` and ``--row`` are given (HRNetError when only one of them is)."""
+    from hrnet.errors import HRNetError
+
+    params, row = getattr(args, "params", None), getattr(args, "row", None)
+    if (params is None) != (row is None):
+        raise HRNetError("--params and --row go together")
+    return params is not None
+
+
+def row_protocol(params: Path, row: str, *, task: str | None = None) -> dict[str, Any]:
+    """The ``evaluate:`` entry of ``row`` in ``params``; with ``task``, the row must be one of
+    that task (HRNetError for an unknown row or a row of another task)."""
+    from hrnet.errors import HRNetError
     from hrnet.mlops.rows import load_suite
 
-    return dict(load_suite(params).row(row).evaluate)
+    entry = load_suite(params).row(row)
+    if task is not None and entry.task != task:
+        raise HRNetError(
+            f"{params} rows.{row}: a {entry.task} row; its test protocol is not one for a {task} model"
+        )
+    return dict(entry.evaluate)
 
 
 def protocol_from(

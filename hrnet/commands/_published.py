@@ -7,6 +7,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from hrnet.commands._protocol import Numbers, row_given
+
 
 def add_published_arguments(parser: argparse.ArgumentParser, *, model_flag: bool = True) -> None:
     group = parser.add_argument_group("published weights (with --weights)")
@@ -26,7 +28,9 @@ def add_published_arguments(parser: argparse.ArgumentParser, *, model_flag: bool
         "score the run on a dataset of this format",
     )
     group.add_argument("--num-classes", type=int, default=0, help="classes (0 = from the data)")
-    group.add_argument("--input-size", type=int, nargs="+", default=None, help="input height [width]")
+    group.add_argument(
+        "--input-size", action=Numbers, kind=int, most=2, default=None, help="input height [width]"
+    )
     group.add_argument("--partial", action="store_true", help="load what fits and report the rest")
 
 
@@ -38,9 +42,7 @@ def published_config(args: argparse.Namespace, model: str | None) -> Any:  # -> 
     device = getattr(args, "device", None) or "auto"
     workers = getattr(args, "workers", None)
     workers = 0 if workers is None else workers
-    if args.params is not None or args.row is not None:
-        if args.params is None or args.row is None:
-            raise HRNetError("--params and --row go together")
+    if row_given(args):
         from hrnet.mlops.rows import train_settings
 
         values, _ = train_settings(args.params, args.row)

@@ -26,19 +26,24 @@ def run(args: argparse.Namespace) -> int:
     from hrnet.data.embedded import generate_dataset
 
     out = args.out if args.out is not None else Path("data/embedded") / args.name
-    with Progress(
+    bar = Progress(
         TextColumn(f"generate {args.name}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         disable=args.quiet,
         transient=False,
-    ) as bar:
-        task = bar.add_task(args.name, total=None)
+    )
+    task = None
 
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+    def progress(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:  # shown from the first image: a refused request prints its error alone
+            bar.start()
+            task = bar.add_task(args.name, total=total)
+        bar.update(task, completed=done, total=total)
 
+    try:
         path = generate_dataset(
             args.name,
             out,
@@ -48,5 +53,7 @@ def run(args: argparse.Namespace) -> int:
             force=args.force,
             progress=progress,
         )
+    finally:
+        bar.stop()
     print(f"wrote {path}")
     return 0

@@ -102,15 +102,12 @@ def _protocol(args: argparse.Namespace, cfg: Any) -> Any:  # (TrainConfig) -> Ev
     predictions unless ``--scales``/``--flip`` ask for more."""
     import sys
 
-    from hrnet.commands._protocol import protocol_from, row_protocol
+    from hrnet.commands._protocol import protocol_from, row_given, row_protocol
     from hrnet.engine.config import EvalConfig
-    from hrnet.errors import HRNetError
 
     row: dict[str, Any] = {}
-    if args.params is not None or args.row is not None:
-        if args.params is None or args.row is None:
-            raise HRNetError("--params and --row go together")
-        row = row_protocol(args.params, args.row)
+    if row_given(args):
+        row = row_protocol(args.params, args.row, task=cfg.task)
         if cfg.task == "segmentation":
             row = {k: v for k, v in row.items() if k not in ("scales", "flip")}
     source = f"{args.params} rows.{args.row}.evaluate" if row else "predict"

@@ -196,7 +196,8 @@ class CocoDetection:
         transforms: called as ``transforms(image, target) -> (image, target)``.
         with_masks: also decode instance masks (polygons or RLE).
         include_crowd: keep ``iscrowd=1`` annotations in the targets.
-        skip_empty: drop images without a (non-crowd) annotation, for training.
+        skip_empty: drop images without a (non-crowd) annotation, for training (said in
+            :attr:`notes`, which the training engine prints).
         semantic_dir: folder of the COCO-stuff stuffthingmaps of the split (HTC).
     """
 
@@ -223,8 +224,16 @@ class CocoDetection:
         self.label_to_cat_id: dict[int, int] = {v: k for k, v in self.cat_id_to_label.items()}
         self.classes: list[str] = [self.coco.cats[cid]["name"] for cid in self.cat_ids]
         ids = sorted(self.coco.imgs)
+        self.notes: list[str] = []  # what a training run should say about the data it reads
         if skip_empty:
-            ids = [i for i in ids if any(not a.get("iscrowd", 0) for a in self.coco.imgToAnns[i])]
+            kept = [i for i in ids if any(not a.get("iscrowd", 0) for a in self.coco.imgToAnns[i])]
+            if len(kept) < len(ids):
+                self.notes.append(
+                    f"{self.ann_file}: {len(ids) - len(kept)} of {len(ids)} images have no non-crowd "
+                    "annotation and are left out of training (torchvision's and MMDetection's "
+                    "filter_empty_gt); evaluation scores every image"
+                )
+            ids = kept
         self.ids: list[int] = ids
 
     @property

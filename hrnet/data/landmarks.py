@@ -59,6 +59,7 @@ __all__ = [
     "FaceRecord",
     "LandmarkCSV",
     "LandmarkDataset",
+    "check_landmark_count",
     "cofw_faces",
     "face300w_faces",
     "landmark_csv_faces",
@@ -96,6 +97,17 @@ _FLIP_PAIRS: dict[int, tuple[tuple[int, int], ...]] = {
     98: WFLW_FLIP_PAIRS,
     29: COFW_FLIP_PAIRS,
 }
+_LANDMARK_SETS = {68: "300W", 98: "WFLW", 29: "COFW"}
+
+
+def check_landmark_count(num_points: int, where: str) -> None:
+    """HRNetError unless ``num_points`` is a count this project's landmark models are built for
+    (each has its inter-ocular pair and flip pairs): 68 (300W), 98 (WFLW) or 29 (COFW)."""
+    if num_points not in _INTEROCULAR:
+        known = ", ".join(f"{n} ({name})" for n, name in _LANDMARK_SETS.items())
+        raise HRNetError(f"{where}: {num_points} landmarks per face; supported: {known}")
+
+
 _PIXEL_STD = 200.0
 _SCALE_PADDING = 1.25
 
@@ -190,10 +202,7 @@ class LandmarkDataset:
             raise HRNetError(f"{where or type(self).__name__}: no faces found")
         self.records = list(records)
         self.num_points = len(self.records[0][1])
-        if self.num_points not in _INTEROCULAR:
-            raise HRNetError(
-                f"{where}: {self.num_points} landmarks; supported: 68 (300W), 98 (WFLW), 29 (COFW)"
-            )
+        check_landmark_count(self.num_points, where)
         for path, points, _, _ in self.records:
             if len(points) != self.num_points:
                 raise HRNetError(f"{path}: {len(points)} landmarks, the others have {self.num_points}")

@@ -303,6 +303,9 @@ def train(
 
     # -- data ------------------------------------------------------------------------------
     train_set = task.dataset(cfg, cfg.train_split, train=True)
+    if dist_info.is_main:
+        for note in getattr(train_set, "notes", ()):  # e.g. images a detector does not train on
+            print(note)
     info = task.info(cfg, train_set)
     sampler = ShardedBatchSampler(
         len(train_set),  # type: ignore[arg-type]

@@ -123,7 +123,8 @@ class HRFPN(nn.Module):
         if not torch.jit.is_tracing() and min(int(s) for s in size) < coarsest:
             raise HRNetError(
                 f"HRFPN: a {size[0]}x{size[1]} stride-4 map has no {coarsest}x{coarsest} cell for its "
-                f"stride-{4 * coarsest} level; detector inputs need at least {4 * coarsest} pixels a side"
+                f"stride-{4 * coarsest} level; backbone inputs (images after the detector's resize and "
+                f"padding to a multiple of 32) need at least {4 * coarsest} pixels a side"
             )
         x = self.reduction_conv(torch.cat([branches[0], *ups], dim=1))
         pyramid = [x] + [

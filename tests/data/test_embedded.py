@@ -99,3 +99,15 @@ def test_generate_refuses_counts_it_cannot_give(tmp_path) -> None:
     with pytest.raises(HRNetError, match=r"shapes: image counts must be >= 1 \(got 0, 0\)"):
         generate_dataset("shapes", tmp_path / "s", num_train=0, num_val=0)
     assert not (tmp_path / "d").exists() and not (tmp_path / "s").exists()
+
+
+def test_generate_command_prints_a_refusal_alone_and_a_bar_for_the_work(tmp_path, capsys) -> None:
+    from hrnet.cli import main
+
+    assert main(["generate", "digits", "--num-train", "5000", "--out", str(tmp_path / "d")]) == 2
+    out = capsys.readouterr()
+    assert "━" not in out.out + out.err and "0:00:0" not in out.out  # no empty bar before the error
+    assert "1438 training and 359 validation images at most" in out.err
+    assert main(["generate", "shapes", "--num-train", "3", "--num-val", "2", "--out", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert "━" in out and "5/5" in out and f"wrote {tmp_path / 's'}" in out

@@ -106,7 +106,13 @@ def test_coco_detection_targets_labels_and_crowd(tmp_path):
     with_crowd = CocoDetection(image_dir, ann_file, with_masks=True, include_crowd=True)
     _, target = with_crowd[0]
     assert target["iscrowd"].tolist() == [0, 0, 1] and int(target["masks"][2].sum()) == 32
-    assert CocoDetection(image_dir, ann_file, skip_empty=True).ids == [1]  # crowd-only image 3 skipped too
+    training = CocoDetection(image_dir, ann_file, skip_empty=True)
+    assert training.ids == [1]  # crowd-only image 3 skipped too
+    assert training.notes == [
+        f"{ann_file}: 2 of 3 images have no non-crowd annotation and are left out of training "
+        "(torchvision's and MMDetection's filter_empty_gt); evaluation scores every image"
+    ]
+    assert CocoDetection(image_dir, ann_file).notes == [] and with_crowd.ids == [1, 2, 3]
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import pytest
 from hrnet.cli import main
 from hrnet.data.embedded import EMBEDDED_DATASETS, generate_dataset
 from hrnet.data.validation import validate_dataset
+from hrnet.errors import HRNetError
 from tests.data.fixtures import (
     make_ade20k,
     make_cityscapes,
@@ -398,6 +399,7 @@ import json, sys
 import hrnet.data.coco, hrnet.data.dis, hrnet.data.driving, hrnet.data.imagefolder
 import hrnet.data.landmarks, hrnet.data.mfn, hrnet.data.segmentation
 from hrnet.data.validation import validate_dataset
+from hrnet.errors import HRNetError
 for fmt, root, split, kwargs in json.loads(sys.argv[1]):
     report = validate_dataset(fmt, root=root, split=split, **kwargs)
     assert report.success, (fmt, report.failures)
@@ -424,3 +426,12 @@ def test_validating_every_layout_imports_no_torch(embedded, tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split() == ["validated", str(len(runs))]
+
+
+def test_a_landmark_count_training_refuses_is_refused_by_validate_too(tmp_path):
+    # 5 points has no inter-ocular pair or flip pairs: LandmarkDataset refuses it, so a report
+    # that called such a set valid would send the user to a training run that cannot start
+    root = make_cofw(tmp_path)
+    with pytest.raises(HRNetError, match=r"5 landmarks per face; supported: 68 \(300W\), 98 \(WFLW\), 29"):
+        validate_dataset("landmarks_cofw", root=root, split="test", num_points=5)
+    assert validate_dataset("landmarks_cofw", root=root, split="test", num_points=29).success

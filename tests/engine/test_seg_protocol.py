@@ -301,6 +301,28 @@ def test_predict_takes_a_rows_test_scale_and_windows_and_ms_flip_only_when_asked
     assert not _protocol(plain, pose).flip
     with pytest.raises(HRNetError, match="go together"):
         _protocol(parser.parse_args([*row]), pose)
+    # a pose row's flip pairs are COCO's joints: not a protocol for a landmark model
+    faces = _config("landmarks", "landmark_hrnetv2_w18", "landmarks_300w")
+    with pytest.raises(HRNetError, match=r"pose_coco_w32_256x192: a pose row; .* not one for a landmarks"):
+        _protocol(parser.parse_args([*row, "--row", "pose_coco_w32_256x192"]), faces)
+
+
+def test_a_variable_length_option_before_the_image_paths_says_where_they_went(capsys) -> None:
+    from hrnet.cli import build_parser
+
+    parser = build_parser()
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args(["predict", "m.pt", "--input-size", "32", "32", "images/", "--out", "o"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "--input-size takes at most 2 integers, got '32 32 images/'; put the model and image" in err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["predict", "m.pt", "--scales", "0.5", "1", "images/", "--out", "o"])
+    assert "--scales takes numbers, got '0.5 1 images/'" in capsys.readouterr().err
+    args = parser.parse_args(
+        ["predict", "m.pt", "images/", "--input-size", "32", "--scales", "0.5", "1", "--out", "o"]
+    )
+    assert (args.input_size, args.scales, args.inputs) == ([32], [0.5, 1.0], [Path("images/")])
 
 
 def test_predict_image_of_a_heatmap_task_runs_the_flip_test_when_asked(tmp_path) -> None:

@@ -28,8 +28,13 @@ from hrnet.data.validation.core import (
 
 
 def _faces(root: Path, index, num_points: int, what: str) -> Tables:
-    """The faces table of a reader's file index (``index()`` returns faces and errors)."""
+    """The faces table of a reader's file index (``index()`` returns faces and errors).
+    ``num_points`` must be a count the readers train on (HRNetError otherwise: a bad argument,
+    not bad data)."""
     from hrnet.data.io import DataFileError
+    from hrnet.data.landmarks import check_landmark_count
+
+    check_landmark_count(num_points, f"validate --num-points {num_points}")
 
     dataset = Tables(root)
     table = Table("faces", (*IMAGE_COLUMNS, "n_points", "point_overflow"))
