@@ -16,8 +16,9 @@ Layouts read:
   (``face_landmarks_300w_train.csv``: afw, helen/trainset, lfpw/trainset, the 3,148 training
   faces of the 300W protocol), ``common`` (``..._valid_common.csv``: helen/testset,
   lfpw/testset), ``challenging`` (``..._valid_challenge.csv``: ibug) or ``full``
-  (``..._valid.csv``, common + challenging: the set its 300W experiment tests on). Any other
-  name is read as the folder ``root/<split>``.
+  (``..._valid.csv``, common + challenging: the set its 300W experiment tests on; its faces of
+  each subset are also scored apart, :attr:`LandmarkDataset.subsets`). Any other name is read
+  as the folder ``root/<split>``.
 - WFLW (:class:`WFLW`): ``WFLW_annotations/list_98pt_rect_attr_train_test/
   list_98pt_rect_attr_{train,test}.txt`` (196 coordinates, face box x_min y_min x_max y_max,
   6 attribute flags, image path) with images under ``WFLW_images/``.
@@ -62,6 +63,7 @@ __all__ = [
     "check_landmark_count",
     "cofw_faces",
     "face300w_faces",
+    "face300w_subsets",
     "landmark_csv_faces",
     "read_pts",
     "wflw_faces",
@@ -189,6 +191,10 @@ class LandmarkDataset:
     Args:
         records: ``(image path, points [K, 2], center [2], scale)`` per face.
         transforms: called as ``transforms(image, target) -> (image, target)``.
+
+    :attr:`subsets` names the published subsets within the split (``{"common": [face
+    indices], "challenge": [...]}`` for 300W's full set; empty elsewhere): evaluation scores
+    each as ``NME_<name>``.
     """
 
     def __init__(
@@ -209,6 +215,7 @@ class LandmarkDataset:
         self.flip_pairs = _FLIP_PAIRS[self.num_points]
         self.norm_indices = _INTEROCULAR[self.num_points]
         self.transforms = transforms
+        self.subsets: dict[str, list[int]] = {}
 
     def __len__(self) -> int:
         return len(self.records)
@@ -263,6 +270,25 @@ _300W_SPLITS: dict[str, tuple[str, ...]] = {
 }
 
 
+# the subsets a split's score is also given for: HRNet-Facial-Landmark-Detection's
+# face_landmarks_300w_valid_common.csv and _valid_challenge.csv, which make up _valid.csv (full)
+_300W_SUBSETS: dict[str, dict[str, tuple[str, ...]]] = {
+    "full": {"common": _300W_SPLITS["common"], "challenge": _300W_SPLITS["challenging"]},
+}
+
+
+def face300w_subsets(root: str | Path, split: str, faces: Sequence[FaceRecord]) -> dict[str, list[int]]:
+    """The indices of ``faces`` (of ``split``) in each published subset of that split, by the
+    folder of their ``.pts`` (``{}`` for a split without subsets or read as a plain folder)."""
+    root = Path(root)
+    if (root / split).is_dir():
+        return {}
+    return {
+        name: [i for i, face in enumerate(faces) if any(face.source.is_relative_to(root / f) for f in folders)]
+        for name, folders in _300W_SUBSETS.get(split, {}).items()
+    }
+
+
 def _300w_folders(root: Path, split: str) -> list[Path]:
     if (root / split).is_dir():  # a plain split folder (the embedded set) takes precedence
         return [root / split]
@@ -306,8 +332,9 @@ class Face300W(LandmarkDataset):
         *,
         transforms: Callable[[Any, dict], tuple[Any, dict]] | None = None,
     ) -> None:
-        records = _records(face300w_faces(root, split))
-        super().__init__(records, transforms=transforms, where=f"{root} ({split})")
+        index = face300w_faces(root, split)
+        super().__init__(_records(index), transforms=transforms, where=f"{root} ({split})")
+        self.subsets = face300w_subsets(root, split, index[0])
 
 
 # --------------------------------------------------------------------------------------------

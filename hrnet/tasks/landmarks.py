@@ -29,7 +29,7 @@ class LandmarkTask(HeatmapTask):
 
     name = "landmarks"
     dataset_formats = ("300w", "wflw", "cofw")
-    metrics = ("NME", "NME_percent", "failure_rate_0.10")
+    metrics = ("NME", "NME_percent", "failure_rate_0.10", "NME_common", "NME_challenge")
     class_layers = ("head.3.",)
     protocol = ("flip",)
 
@@ -80,15 +80,19 @@ class LandmarkTask(HeatmapTask):
         out_dir: Path,
     ) -> dict[str, Any]:
         """NME (mean point error / inter-ocular distance, reported as a fraction and in percent),
-        failure rate at 0.10, with the flip test when ``ecfg.flip``."""
+        failure rate at 0.10, with the flip test when ``ecfg.flip``; and ``NME_<subset>`` for
+        each published subset of the split (300W full: ``NME_common``, ``NME_challenge``, the
+        means over those faces, as scoring the subsets' own splits gives)."""
         import numpy as np
 
         from hrnet.engine import plots
         from hrnet.engine.metrics import landmark_nme
 
         nmes: list[float] = []
+        face_ids: list[int] = []
         samples: list[tuple[torch.Tensor, Any, Any]] = []
-        loader = eval_loader(self, ecfg, device, self.dataset(cfg, ecfg.split, train=False))
+        dataset = self.dataset(cfg, ecfg.split, train=False)
+        loader = eval_loader(self, ecfg, device, dataset)
         with torch.inference_mode():
             for images, targets in eval_batches(loader, enabled=ecfg.progress):
                 with autocast(device, ecfg.amp):
@@ -98,6 +102,7 @@ class LandmarkTask(HeatmapTask):
                 points, _ = _image_points(heatmaps.cpu(), targets)
                 pred = torch.from_numpy(np.stack(points)).float()
                 nmes += landmark_nme(pred, targets["points"], targets["norm_dist"]).tolist()
+                face_ids += [int(i) for i in targets["image_id"]]
                 for i in range(min(len(images), ecfg.num_plots - len(samples))):
                     h, w = images.shape[-2:]
                     samples.append(
@@ -110,10 +115,17 @@ class LandmarkTask(HeatmapTask):
         if samples:
             plots.keypoint_grid(samples, out_dir / "plots" / "predictions.png")
         values = np.asarray(nmes)
+        by_face = dict(zip(face_ids, nmes, strict=True))
+        subsets = {
+            f"NME_{name}": float(np.mean([by_face[i] for i in faces]))
+            for name, faces in getattr(dataset, "subsets", {}).items()
+            if faces
+        }
         return {
             "NME": float(values.mean()) if len(values) else 0.0,
             "NME_percent": float(values.mean() * 100) if len(values) else 0.0,
             "failure_rate_0.10": float((values > 0.10).mean()) if len(values) else 0.0,
+            **subsets,
             "num_faces": len(values),
             "flip_test": ecfg.flip,
         }

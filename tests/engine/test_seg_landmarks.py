@@ -197,3 +197,37 @@ def test_a_mask_folder_without_classes_txt_is_scored_with_the_models_class_names
     assert task.dataset(cfg, "val", train=False, classes=names).classes == names  # type: ignore[attr-defined]
     (root / "classes.txt").write_text("w\nx\ny\nz\n")  # the data's own names win
     assert task.dataset(cfg, "val", train=False, classes=names).classes == ["w", "x", "y", "z"]  # type: ignore[attr-defined]
+
+
+def test_300w_full_set_is_also_scored_on_its_common_and_challenging_subsets(tmp_path: Path) -> None:
+    """The row's NME_common / NME_challenge: the full set's faces of helen+lfpw testsets and of
+    ibug, scored as HRNet-Facial-Landmark-Detection scores its _valid_common / _valid_challenge
+    lists, i.e. as evaluating those splits on their own does."""
+    from hrnet.data.landmarks import write_pts
+    from tests.data.fixtures import _face_points, make_300w
+
+    root = make_300w(tmp_path / "300w")
+    write_pts(root / "ibug" / "face_1.pts", _face_points(68, x0=4.0, y0=3.0) * 1.3)  # another face
+    values = {"task": "landmarks", "model": "landmark_hrnetv2_w18_small", "data": str(root)}
+    cfg = config_from_mapping({**values, "dataset": "300w", "input_size": [64, 64]}, source="test")
+    task = get_task("landmarks")
+    info = task.info(cfg, task.dataset(cfg, "full", train=False))
+    torch.manual_seed(0)
+    model = task.model(cfg, info).eval()
+    scores = {
+        split: task.evaluate(
+            model,
+            cfg,
+            EvalConfig(split=split, batch_size=1, workers=0, num_plots=0),
+            info,
+            torch.device("cpu"),
+            tmp_path,
+        )
+        for split in ("full", "common", "challenging")
+    }
+    full = scores["full"]
+    assert full["num_faces"] == 3 and full["NME_common"] != full["NME_challenge"]
+    assert full["NME_common"] == pytest.approx(scores["common"]["NME"], rel=1e-6)
+    assert full["NME_challenge"] == pytest.approx(scores["challenging"]["NME"], rel=1e-6)
+    assert full["NME"] == pytest.approx((2 * full["NME_common"] + full["NME_challenge"]) / 3, rel=1e-6)
+    assert "NME_common" not in scores["common"]  # a subset's own split has no subsets
