@@ -1,7 +1,8 @@
 """The benchmark report: every row of the params files, published against ours.
 
 For each row (embedded suite and paper tables) the report shows the published number, ours
-(or "not run" / "not built" / "reference"), the difference, the parameter count and GFLOPs
+(or "not run" / "not built" / "reference"), the difference, the row's other published numbers
+(multi-scale + flip mIoU, 300W's subsets) beside ours, the parameter count and GFLOPs
 (published, and counted by :mod:`hrnet.models.flops` on the meta device, cached), and links to
 the row's MLflow run, its registered model version and its DVC-tracked checkpoint.
 
@@ -53,6 +54,8 @@ class Entry:
     registered: str  # models:/name/version (+ " @champion")
     checkpoint: str  # "runs/<id>/model.pt (md5 ...)" when DVC tracks it
     verified: tuple[dict[str, Any], ...] = ()  # verified.json records of its published checkpoints
+    # the row's other published accuracy-type numbers: (metric, published, ours in the unit)
+    others: tuple[tuple[str, float, float | None], ...] = ()
 
     @property
     def delta(self) -> float | None:
@@ -210,10 +213,16 @@ def build_entries(
             published = row.published_value() if row.status == "ready" else row.published[0]
             unit = published.unit if published is not None else ""
             ours = None
-            if row.status == "ready" and (run_dir / "metrics.json").is_file():
-                ours = _metric(load_json(run_dir / "metrics.json"), row.metric)
+            others: list[tuple[str, float, float | None]] = []
+            if row.status == "ready":
+                metrics = load_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
+                ours = _metric(metrics, row.metric)
                 if ours is not None and unit == "%":
                     ours *= 100.0
+                for p in row.published:  # e.g. mIoU_ms_flip, 300W's NME_common and NME_challenge
+                    if p.unit == "%" and p.metric != row.metric:
+                        value = _metric(metrics, p.metric)
+                        others.append((p.metric, p.value, None if value is None else value * 100.0))
             state = row.status if row.status != "ready" else ("run" if ours is not None else "not_run")
             count = counts.get(row.id, {})
             from hrnet.mlops.verify import verified_records
@@ -241,6 +250,7 @@ def build_entries(
                     registered=_registered(run_dir),
                     checkpoint=f"{model_path} (md5 {md5[:10]})" if md5 else "",
                     verified=verified,
+                    others=tuple(others),
                 )
             )
     return entries
@@ -272,6 +282,12 @@ def _verified(entry: Entry) -> str:
 
 def _ours(entry: Entry) -> str:
     return _num(entry.ours) if entry.ours is not None else STATUS_TEXT[entry.state]
+
+
+def _others(entry: Entry) -> str:
+    """``metric published / ours`` of the row's other published numbers ("-" when none)."""
+    parts = [f"{metric} {_num(published)} / {_num(ours)}" for metric, published, ours in entry.others]
+    return "; ".join(parts) or "-"
 
 
 def _pair(published: float | None, counted: float | None) -> str:
@@ -308,14 +324,14 @@ def render_markdown(entries: Sequence[Entry]) -> str:
         lines += [f"## {title}", ""]
         if section[0].row.status == "ready":
             lines += [
-                "| row | model | schedule | metric | published | verified (published checkpoint) | reproduced (trained here) | delta | params (M) | GFLOPs | MLflow | registered | checkpoint |",
-                "|---|---|---|---|---:|---|---:|---:|---:|---:|---|---|---|",
+                "| row | model | schedule | metric | published | verified (published checkpoint) | reproduced (trained here) | delta | also published / reproduced | params (M) | GFLOPs | MLflow | registered | checkpoint |",
+                "|---|---|---|---|---:|---|---:|---:|---|---:|---:|---|---|---|",
             ]
             for e in section:
                 lines.append(
                     f"| `{e.row.id}` | {e.row.model} | {e.row.schedule} | {e.metric} ({e.unit}) | "
                     f"{_num(e.published)} | {_verified(e)} | {_ours(e)} | {_num(e.delta, signed=True)} | "
-                    f"{_pair(e.published_params, e.params)} | {_pair(e.published_gflops, e.gflops)} | "
+                    f"{_others(e)} | {_pair(e.published_params, e.params)} | {_pair(e.published_gflops, e.gflops)} | "
                     f"{e.mlflow or '-'} | {e.registered or '-'} | {e.checkpoint or '-'} |"
                 )
         else:
@@ -346,7 +362,7 @@ def render_html(entries: Sequence[Entry], plots: Sequence[str]) -> str:
         if section[0].row.status == "ready":
             parts.append(
                 "<tr><th>row</th><th>model</th><th>schedule</th><th>metric</th><th>published</th><th>verified</th><th>reproduced</th>"
-                "<th>delta</th><th>params (M)</th><th>GFLOPs</th><th>MLflow</th><th>registered</th><th>checkpoint</th></tr>"
+                "<th>delta</th><th>also published / reproduced</th><th>params (M)</th><th>GFLOPs</th><th>MLflow</th><th>registered</th><th>checkpoint</th></tr>"
             )
             for e in section:
                 good = e.delta is not None and (e.delta >= 0) == (e.row.mode == "max")
@@ -362,6 +378,7 @@ def render_html(entries: Sequence[Entry], plots: Sequence[str]) -> str:
                     f"<td class=num>{_num(e.published)}</td><td>{esc(_verified(e))}</td>"
                     f"<td class='num{'' if e.ours is not None else ' muted'}'>"
                     f"{esc(_ours(e))}</td><td class='num {cls}'>{_num(e.delta, signed=True)}</td>"
+                    f"<td>{esc(_others(e))}</td>"
                     f"<td class=num>{_pair(e.published_params, e.params)}</td>"
                     f"<td class=num>{_pair(e.published_gflops, e.gflops)}</td><td>{link}</td>"
                     f"<td>{esc(e.registered or '-')}</td><td>{esc(e.checkpoint or '-')}</td></tr>"
@@ -457,7 +474,8 @@ def write_report(
     write_bytes_atomic(out_dir / "index.html", render_html(entries, names).encode("utf-8"))
     summary = [
         {"row": e.row.id, "suite": e.row.suite, "state": e.state, "metric": e.metric, "unit": e.unit,
-         "published": e.published, "ours": e.ours, "delta": e.delta, "verified": list(e.verified)}
+         "published": e.published, "ours": e.ours, "delta": e.delta, "verified": list(e.verified),
+         "others": [{"metric": m, "published": p, "ours": o} for m, p, o in e.others]}
         for e in entries
     ]  # fmt: skip
     write_json_atomic(out_dir / "summary.json", summary, indent=1)

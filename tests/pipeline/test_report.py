@@ -25,6 +25,7 @@ rows:
     mode: max
     published:
       - {metric: top1, value: 90.0, unit: "%", source: test}
+      - {metric: top5, value: 98.0, unit: "%", source: test}
       - {metric: params, value: 11.0, unit: "M", source: test}
     train: {task: classification, model: hrnet_w18_small, num_classes: 10, input_size: [32, 32]}
   toy_lmk:
@@ -35,6 +36,7 @@ rows:
     mode: min
     published:
       - {metric: NME, value: 3.5, unit: "%", source: test}
+      - {metric: NME_common, value: 2.5, unit: "%", source: test}
     train: {task: landmarks, model: landmark_hrnetv2_w18, num_keypoints: 68, input_size: [64, 64], val_split: test}
 reference:
   toy_htc:
@@ -64,7 +66,7 @@ def project(tmp_path: Path) -> Path:
     (tmp_path / "dvc.lock").write_text(LOCK)
     run = tmp_path / "runs" / "toy_cls"
     run.mkdir(parents=True)
-    (run / "metrics.json").write_text(json.dumps({"task": "classification", "top1": 0.925}))
+    (run / "metrics.json").write_text(json.dumps({"task": "classification", "top1": 0.925, "top5": 0.99}))
     (run / "mlflow_run.json").write_text(json.dumps({"run_id": "abc123", "experiment_id": "7"}))
     registered = {"uri": "models:/hrnet-embedded-toy_cls/3", "champion": True, "version": 3}
     (run / "registered.json").write_text(json.dumps(registered))
@@ -85,6 +87,7 @@ def test_entries_compare_ours_with_published(project):
     assert cls.state == "run" and cls.ours == pytest.approx(92.5)  # metrics.json fraction -> percent
     assert cls.delta == pytest.approx(2.5)
     assert cls.published_params == 11.0
+    assert cls.others == (("top5", 98.0, pytest.approx(99.0)),)  # the row's other published number
     assert cls.mlflow == "http://ui:5000/#/experiments/7/runs/abc123?workflowType=machine_learning"
     assert cls.registered == "models:/hrnet-embedded-toy_cls/3 @champion"
     assert cls.checkpoint == "runs/toy_cls/model.pt (md5 0123456789)"
@@ -111,16 +114,17 @@ def test_cli_writes_markdown_html_and_plots(project, tmp_path):
     markdown = (out / "BENCHMARKS.md").read_text()
     # published, verified (the published checkpoint evaluated here) and reproduced (trained here)
     assert (
-        "| `toy_cls` | hrnet_w18_small | 1e | top1 (%) | 90.00 | 89.80 (-0.20, reproduced; timm) | 92.50 | +2.50 |"
-        in markdown
+        "| `toy_cls` | hrnet_w18_small | 1e | top1 (%) | 90.00 | 89.80 (-0.20, reproduced; timm) | 92.50 | +2.50 | "
+        "top5 98.00 / 99.00 |" in markdown
     )
-    assert "| `toy_lmk` |" in markdown and "not run" in markdown
+    assert "| `toy_lmk` |" in markdown and "not run | - | NME_common 2.50 / - |" in markdown
     assert (
         "| `toy_htc` | HTC (HRNetV2p-W48) | box AP (%) | 47.00 | not built | architecture not built |"
         in markdown
     )
     page = (out / "index.html").read_text()
     assert "<img src='plots/published_vs_ours.png'" in page and "toy_htc" in page
+    assert "<td>top5 98.00 / 99.00</td>" in page
     assert (out / "plots" / "published_vs_ours.png").stat().st_size > 1000
     summary = json.loads((out / "summary.json").read_text())
     assert {s["row"]: s["state"] for s in summary} == {

@@ -98,6 +98,10 @@ def _check_chains(rows: list[str], tmp_path) -> None:
         assert entry["registered"].startswith(f"models:/hrnet-{rid}/"), entry
         row = load_suite(ROOT / "benchmarks" / "params.yaml").row(rid)
         assert row.metric in entry["metrics"], (rid, sorted(entry["metrics"]))
+        # every published accuracy-type number of the row has ours beside it (the report's
+        # "also published" column: multi-scale + flip mIoU, mask AP, 300W's subsets)
+        for p in row.published:
+            assert p.unit != "%" or p.metric in entry["metrics"], (rid, p.metric, sorted(entry["metrics"]))
     seg = summary["seg_cityscapes_w18_small_40k"]["metrics"]
     assert "mIoU_ms_flip" in seg  # the published multi-scale + flip protocol ran
     report = (out / "report" / "BENCHMARKS.md").read_text()
