@@ -47,7 +47,13 @@ def read_checksums(path: Path) -> dict:
         raise HRNetError(f"{path}: --checksums is not a readable JSON file: {exc}") from None
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise HRNetError(f"{path}: --checksums must be a JSON object {{filename: sha256 hex}}")
-    return {str(name): Checksum("sha256", digest) for name, digest in data.items()}
+    checksums = {}
+    for name, digest in data.items():
+        try:
+            checksums[str(name)] = Checksum("sha256", digest)
+        except HRNetError as exc:
+            raise HRNetError(f"{path}: {name!r}: {exc}") from None
+    return checksums
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,14 +95,24 @@ def run(args: argparse.Namespace) -> int:
                 f"({', '.join(f.filename for f in files)})"
             )
         files = tuple(
-            dataclasses.replace(f, checksum=checksums[f.filename]) if f.filename in checksums else f
+            dataclasses.replace(
+                f, checksum=checksums[f.filename], checksum_from=f"--checksums {args.checksums}"
+            )
+            if f.filename in checksums
+            else f
             for f in files
         )
         if sha256 is not None:
             if len(files) != 1:
                 raise HRNetError(f"{args.dataset}: --sha256 applies to one-file datasets only")
             (only,) = files
-            files = (dataclasses.replace(only, checksum=sha256),)
+            if only.checksum is not None:  # the publisher's: a mirror holds the same bytes
+                raise HRNetError(
+                    f"{args.dataset}: the catalogue holds the published checksum of {only.filename} "
+                    f"({only.checksum}); --sha256 does not replace it. A mirror with other bytes: "
+                    "--source with --checksums FILE (recorded as the mirror's checksum, not the publisher's)"
+                )
+            files = (dataclasses.replace(only, checksum=sha256, checksum_from="--sha256"),)
     else:
         if not args.source:
             catalog.get_dataset(args.dataset)  # raises with the list of known names
@@ -107,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
             console.print(
                 "[yellow]no --sha256 given: the checksum is computed and recorded (trust on first use)"
             )
-        files = (RemoteFile(args.source, filename, sha256 or checksums.get(filename)),)
+        given = sha256 or checksums.get(filename)
+        source = "--sha256" if sha256 else f"--checksums {args.checksums}"
+        files = (RemoteFile(args.source, filename, given, checksum_from=source if given else ""),)
 
     result = fetch_files(
         args.dataset,
@@ -125,7 +143,13 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     for record in result.manifest["files"]:
-        how = "verified" if record["verified"] else "recorded (no published checksum)"
+        origin = record.get("checksum_from", "published")
+        if not record["verified"]:
+            how = "recorded (no published checksum)"
+        elif origin == "published":
+            how = "verified (the published checksum)"
+        else:
+            how = f"verified against {origin} (not a published checksum)"
         console.print(f"{record['filename']}: {record['checksum']} {how}")
     console.print(f"[green]published {result.path}")
     return 0

@@ -179,4 +179,6 @@ def _start_tracking(
         experiment=args.experiment,
         data=cfg.data,
         tags=cpu_tags(),
+        # the same run only for a training that continues from its checkpoint (engine.train)
+        resume=args.resume and (args.out / "checkpoints" / "last.pt").is_file(),
     )

@@ -117,6 +117,8 @@ class RemoteFile:
         extract_to: a sub-folder of the dataset folder to unpack (or copy) into, for archives
             published without a top-level folder (iBUG's ``helen.zip`` holds ``trainset/`` and
             ``testset/``); empty: the dataset folder itself.
+        checksum_from: who vouches for ``checksum`` when it is not the publisher (``--checksums
+            FILE`` of a mirror, ``--sha256``); recorded in ``.fetched.json`` beside it.
     """
 
     url: str
@@ -124,6 +126,7 @@ class RemoteFile:
     checksum: Checksum | None = None
     extract: bool = True
     extract_to: str = ""
+    checksum_from: str = ""
 
     def __post_init__(self) -> None:
         parts = PurePosixPath(self.extract_to).parts
@@ -453,11 +456,9 @@ def safe_extract(archive: Path, target: Path) -> None:
 
 
 def _write_json_atomic(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=2)
-        handle.write("\n")
-    os.replace(tmp, path)
+    from hrnet.data.io import write_json_atomic
+
+    write_json_atomic(path, payload, indent=2)
 
 
 def read_manifest(folder: Path) -> dict | None:
@@ -542,6 +543,11 @@ def fetch_files(
                     "filename": remote.filename,
                     "checksum": str(verified),
                     "verified": expected is not None,
+                    # whose checksum it was checked against: the publisher's, one the user gave
+                    # (a mirror's --checksums, --sha256), or the one recorded on first fetch
+                    "checksum_from": (remote.checksum_from or "published")
+                    if remote.checksum is not None
+                    else ("first fetch" if expected is not None else "computed"),
                     "bytes": local.stat().st_size,
                 }
             )
@@ -549,7 +555,9 @@ def fetch_files(
         with contextlib.suppress(OSError):
             downloads.rmdir()  # only when empty: nothing partial or cached is left
 
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=out))
+    from hrnet.data.io import temporary_folder
+
+    staging = temporary_folder(out, f".{name}.tmp-")
     try:
         for remote, local in zip(files, local_files):
             target = staging / remote.extract_to if remote.extract_to else staging

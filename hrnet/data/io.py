@@ -171,11 +171,33 @@ def load_json(path: str | Path) -> Any:
         raise HRNetError(f"{path}: not UTF-8 text: {exc}") from None
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def temporary_sibling(path: Path) -> tuple[int, str]:
+    """``(fd, name)`` of a new temporary file beside ``path`` to ``os.replace`` onto it, with the
+    mode an ordinary new file gets (0666 less the umask), not mkstemp's private 0600: results
+    are read by a team (shared run folders, mirrors)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())
+    return fd, tmp
+
+
+def temporary_folder(parent: Path, prefix: str, suffix: str = "") -> Path:
+    """A new temporary folder in ``parent`` with an ordinary folder's mode (0777 less the umask)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
+    folder.chmod(0o777 & ~_umask())
+    return folder
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temporary_sibling(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -206,7 +228,7 @@ def atomic_directory(target: str | Path, *, force: bool = False) -> Iterator[Pat
     if target.exists() and not force:
         raise HRNetError(f"{target}: already exists; pass --force to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = temporary_folder(target.parent, f".{target.name}.", ".tmp")
     try:
         yield tmp
         if target.exists():

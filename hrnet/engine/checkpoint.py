@@ -16,13 +16,13 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from hrnet.data.io import temporary_sibling
 from hrnet.errors import HRNetError
 
 CHECKPOINT_FORMAT = "hrnet-zoo/checkpoint/1"
@@ -36,7 +36,7 @@ def save_atomic(obj: Any, path: str | Path) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temporary_sibling(path)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)

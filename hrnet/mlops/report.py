@@ -220,7 +220,8 @@ def build_entries(
                 if ours is not None and unit == "%":
                     ours *= 100.0
                 for p in row.published:  # e.g. mIoU_ms_flip, 300W's NME_common and NME_challenge
-                    if p.unit == "%" and p.metric != row.metric:
+                    # the first published figure of each metric (as for the headline)
+                    if p.unit == "%" and p.metric != row.metric and p.metric not in {o[0] for o in others}:
                         value = _metric(metrics, p.metric)
                         others.append((p.metric, p.value, None if value is None else value * 100.0))
             state = row.status if row.status != "ready" else ("run" if ours is not None else "not_run")

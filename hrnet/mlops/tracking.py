@@ -192,9 +192,12 @@ class Tracker:
         experiment: str = "hrnet-zoo",
         data: str = "",
         tags: Mapping[str, str] | None = None,
+        resume: bool = False,
     ) -> Tracker:
-        """Open the row's run for training: reuse the one in ``run_dir/mlflow_run.json`` when
-        it lives on the same server (a resumed training), else create one. Logs params, the
+        """Open the row's run for training: with ``resume`` (a training continued from its
+        checkpoint) reuse the one in ``run_dir/mlflow_run.json`` when it lives on the same
+        server, else create one. A new training in an old run folder gets a new run: the old
+        run, its logged params and any version registered from it stay as they were. Logs params, the
         lineage tags and ``tags`` (the CPU kernels and threads, say), and starts system metrics
         (when psutil is installed).
 
@@ -208,7 +211,7 @@ class Tracker:
         limits.enter()
         try:
             client = MlflowClient(uri)
-            run_id = _existing_run(client, run_dir, uri)
+            run_id = _existing_run(client, run_dir, uri) if resume else None
             if run_id is None:
                 experiment_id = _experiment_id(client, experiment)
                 run = client.create_run(experiment_id, run_name=row, tags={"row": row})
@@ -468,6 +471,12 @@ def register(
     value = _metric_value(run_dir, metric)
     tracker = Tracker.attach(run_dir, tracking_uri, offline_flag=None)
     try:
+        status = tracker.client.get_run(tracker.run_id).info.status
+        if status in ("FAILED", "KILLED"):  # its model.pt is not the one the run logged
+            raise HRNetError(
+                f"register: MLflow run {tracker.run_id} of {run_dir} is {status} (its last training did "
+                "not finish); train again, then evaluate and register"
+            )
         tracker.ensure_model(run_dir)
         if tracker.offline:
             raise HRNetError(f"register: MLflow tracking server {tracker.uri} failed (see the warning above)")

@@ -79,6 +79,24 @@ def checkpoint_file(name: str) -> Path:
     return Path(CHECKPOINT_DIR) / name / get_checkpoint(name).filename
 
 
+def file_identity(path: str | Path, published_sha256: str) -> dict[str, str]:
+    """``{"file_sha256", "file_is_published"}`` of a weights file: its sha256 and whether it is
+    the published file (``yes``/``no`` against the published sha256 or its file-name prefix,
+    ``unknown`` when none is published)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    actual = digest.hexdigest()
+    if not published_sha256:
+        same = "unknown"
+    else:
+        same = "yes" if actual.startswith(published_sha256.lower()) else "no"
+    return {"file_sha256": actual, "file_is_published": same}
+
+
 def _compare(published: float, ours: float | None, unit: str) -> dict[str, Any]:
     tol = TOLERANCE.get(unit, 0.0)
     if ours is None:
@@ -129,6 +147,14 @@ def verify_row(
         "config": entry.config,
         "layout": entry.layout,
     }
+    # the bytes evaluated: a --weights file (a mirror's copy, one's own conversion) is recorded as
+    # itself, and whether it is the published file is checked, not assumed
+    provenance |= {"file": str(weights), **file_identity(weights, entry.sha256)}
+    if provenance["file_is_published"] == "no":
+        print(
+            f"warning: {weights} is not the published file of {entry.name} (sha256 {provenance['file_sha256']}, "
+            f"published {entry.sha256}); the record says so"
+        )
     import_weights(cfg, weights, out, provenance=provenance)
     protocol = dict(row.evaluate)
     ecfg = EvalConfig(
@@ -149,7 +175,10 @@ def verify_row(
         "checkpoint": entry.name,
         "source": entry.source,
         "url": entry.url,
-        "sha256": entry.sha256,
+        "sha256": entry.sha256,  # the published checksum (or its file-name prefix)
+        "file": provenance["file"],  # the bytes evaluated, and whether they are the published ones
+        "file_sha256": provenance["file_sha256"],
+        "file_is_published": provenance["file_is_published"],
         "metric": entry.metric,
         "unit": unit,
         "published": entry.value,

@@ -138,7 +138,7 @@ def test_http_good_archive_lands_complete_with_manifest(http_server, tmp_path):
     assert (tmp_path / "toy" / "toy" / "README.txt").read_bytes() == b"hello\n"
     manifest = json.loads((tmp_path / "toy" / MANIFEST_NAME).read_text())
     assert manifest["files"][0]["checksum"] == f"sha256:{_sha256(archive)}"
-    assert manifest["files"][0]["verified"] is True
+    assert manifest["files"][0]["verified"] is True and manifest["files"][0]["checksum_from"] == "--sha256"
     assert manifest["files"][0]["source"].endswith("/toy.tar.gz")
     assert _leftovers(tmp_path) == [
         "toy",
@@ -505,6 +505,22 @@ def test_checksums_file_replaces_the_catalogue_checksums_of_a_mirror(tmp_path, c
         k: f"sha256:{v}" for k, v in sums.items()
     }
     assert all(r["verified"] for r in manifest["files"])
+    # recorded as the mirror's checksums, not the publisher's
+    assert {r["checksum_from"] for r in manifest["files"]} == {f"--checksums {tmp_path / 'sums.json'}"}
+    assert "verified against --checksums" in " ".join(capsys.readouterr().err.split())  # rich wraps
+
+
+def test_sha256_never_replaces_a_published_checksum(tmp_path, capsys):
+    # a catalogued checkpoint with a published checksum: --sha256 of other bytes must not
+    # publish them under its name as verified
+    other = tmp_path / "hrnetv2_w18-00eb2006.pth"
+    other.write_bytes(b"other bytes")
+    argv = ["fetch", "hrnetv2_w18_imagenet", "--out", str(tmp_path / "out"), "--source", other.as_uri()]
+    assert main([*argv, "--sha256", _sha256(b"other bytes")]) == 2
+    err = capsys.readouterr().err
+    assert "the catalogue holds the published checksum of hrnetv2_w18-00eb2006.pth" in err
+    assert "--checksums FILE" in err
+    assert not (tmp_path / "out" / "hrnetv2_w18_imagenet").exists()
 
 
 def test_checksums_file_keeps_the_catalogue_checksum_of_a_file_it_does_not_name(tmp_path, capsys):
@@ -547,6 +563,12 @@ def test_checksums_file_needs_a_source_and_one_of_the_file_names(tmp_path, capsy
     (tmp_path / "bad.json").write_text("[1, 2]")
     assert main([*argv, "--checksums", str(tmp_path / "bad.json")]) == 2
     assert "JSON object" in capsys.readouterr().err
+    (tmp_path / "short.json").write_text(json.dumps({"benchmark.tgz": "abc"}))
+    assert main([*argv, "--checksums", str(tmp_path / "short.json")]) == 2
+    assert (
+        f"{tmp_path / 'short.json'}: 'benchmark.tgz': checksum: 'abc' is not a sha256"
+        in capsys.readouterr().err
+    )
 
 
 def test_extract_to_unpacks_into_a_sub_folder(tmp_path):

@@ -62,7 +62,7 @@ def _set_top1(run_dir: Path, value: float) -> None:
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
 
 
-def test_run_artifacts_registry_and_champion(mlflow_server, s3, tmp_path) -> None:
+def test_run_artifacts_registry_and_champion(mlflow_server, s3, tmp_path, capsys) -> None:
     from mlflow.tracking import MlflowClient
 
     _, s3_client = s3
@@ -131,6 +131,29 @@ def test_run_artifacts_registry_and_champion(mlflow_server, s3, tmp_path) -> Non
         "version": 1,
         "value": 0.6,
     }
+
+    # a new training in a registered run's folder (no --resume) is a new run: the registered
+    # version keeps its run, params and model; a training that fails leaves its run unregistrable
+    again = [f for f in tiny_train_flags(data) if f != "--no-mlflow"]
+    again += ["--iters", "1", "--lr", "0.05", "--tracking-uri", mlflow_server, "--row", "b"]
+    assert main(["train", "--out", str(runs["b"]), *again]) == 0
+    new_id = json.loads((runs["b"] / "mlflow_run.json").read_text())["run_id"]
+    old_id = client.get_model_version("tiny", "2").run_id
+    assert new_id != old_id and client.get_run(old_id).data.params["lr"] == "0.02"
+    assert client.get_run(new_id).data.params["lr"] == "0.05"
+    failing = [
+        *again[: again.index("--data") + 1],
+        str(tmp_path / "missing"),
+        *again[again.index("--data") + 2 :],
+    ]
+    assert main(["train", "--out", str(runs["b"]), *failing]) == 2
+    failed_id = json.loads((runs["b"] / "mlflow_run.json").read_text())["run_id"]
+    assert client.get_run(failed_id).info.status == "FAILED" and failed_id != new_id
+    assert main(["evaluate", "--run-dir", str(runs["b"]), "--workers", "0", "--no-mlflow"]) == 0
+    argv = ["register", "--run-dir", str(runs["b"]), "--name", "tiny", "--metric", "top1"]
+    assert main([*argv, "--tracking-uri", mlflow_server]) == 2
+    assert f"run {failed_id} of {runs['b']} is FAILED" in capsys.readouterr().err
+    assert client.get_model_version_by_alias("tiny", "champion").run_id == old_id
 
     # the champion is usable by URI
     out = tmp_path / "pred"

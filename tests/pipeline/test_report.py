@@ -26,6 +26,7 @@ rows:
     published:
       - {metric: top1, value: 90.0, unit: "%", source: test}
       - {metric: top5, value: 98.0, unit: "%", source: test}
+      - {metric: top5, value: 97.5, unit: "%", source: another}
       - {metric: params, value: 11.0, unit: "M", source: test}
     train: {task: classification, model: hrnet_w18_small, num_classes: 10, input_size: [32, 32]}
   toy_lmk:
@@ -87,7 +88,8 @@ def test_entries_compare_ours_with_published(project):
     assert cls.state == "run" and cls.ours == pytest.approx(92.5)  # metrics.json fraction -> percent
     assert cls.delta == pytest.approx(2.5)
     assert cls.published_params == 11.0
-    assert cls.others == (("top5", 98.0, pytest.approx(99.0)),)  # the row's other published number
+    # the row's other published number, its first figure (as for the headline)
+    assert cls.others == (("top5", 98.0, pytest.approx(99.0)),)
     assert cls.mlflow == "http://ui:5000/#/experiments/7/runs/abc123?workflowType=machine_learning"
     assert cls.registered == "models:/hrnet-embedded-toy_cls/3 @champion"
     assert cls.checkpoint == "runs/toy_cls/model.pt (md5 0123456789)"

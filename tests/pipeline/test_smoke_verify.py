@@ -4,6 +4,7 @@ real-format data, and registers the number the same weights give when evaluated 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -51,6 +52,11 @@ def test_published_checkpoints_of_every_layout_verify_and_register(tmp_path) -> 
         name, version = record["registered"].removeprefix("models:/").rsplit("/", 1)
         mv = client.get_model_version(name, version)
         assert mv.tags["published.source"] == entry.source and mv.tags["published.url"] == entry.url
+        # the bytes evaluated are recorded as themselves: the smoke mirror's are not the publisher's
+        fetched = project / record["file"]
+        assert record["file_sha256"] == hashlib.sha256(fetched.read_bytes()).hexdigest()
+        assert record["file_is_published"] == ("no" if entry.sha256 else "unknown")
+        assert mv.tags["published.file_sha256"] == record["file_sha256"]
         latest[name] = max(latest.get(name, 0), int(version))
     for name, version in latest.items():  # @published: the latest verified checkpoint of the row
         assert int(client.get_model_version_by_alias(name, "published").version) == version
