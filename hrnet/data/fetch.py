@@ -275,7 +275,8 @@ def _open(url: str, offset: int, *, endpoint_url: str | None, timeout: float) ->
 # --------------------------------------------------------------------------------------------
 
 
-def _digest(path: Path, algorithm: str) -> str:
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """The hex digest of a file, read in chunks."""
     hasher = hashlib.new(algorithm)
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK_SIZE):
@@ -353,7 +354,7 @@ def download(
                 ) from exc
             sleep(delay)
     algorithm = checksum.algorithm if checksum else "sha256"
-    actual = Checksum(algorithm, _digest(part, algorithm))
+    actual = Checksum(algorithm, file_digest(part, algorithm))
     if checksum is not None and not checksum.matches(actual):
         part.unlink()
         raise HRNetError(
@@ -455,12 +456,6 @@ def safe_extract(archive: Path, target: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _write_json_atomic(path: Path, payload: dict) -> None:
-    from hrnet.data.io import write_json_atomic
-
-    write_json_atomic(path, payload, indent=2)
-
-
 def read_manifest(folder: Path) -> dict | None:
     """The ``.fetched.json`` of a published dataset folder, or None."""
     path = folder / MANIFEST_NAME
@@ -555,7 +550,7 @@ def fetch_files(
         with contextlib.suppress(OSError):
             downloads.rmdir()  # only when empty: nothing partial or cached is left
 
-    from hrnet.data.io import temporary_folder
+    from hrnet.data.io import temporary_folder, write_json_atomic
 
     staging = temporary_folder(out, f".{name}.tmp-")
     try:
@@ -573,7 +568,7 @@ def fetch_files(
             "files": records,
             "fetched_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
-        _write_json_atomic(staging / MANIFEST_NAME, manifest)
+        write_json_atomic(staging / MANIFEST_NAME, manifest, indent=2)
         if final.exists():  # --force: move the old folder aside, publish, then delete it
             trash = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=out))
             os.replace(final, trash / name)

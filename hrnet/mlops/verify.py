@@ -83,13 +83,9 @@ def file_identity(path: str | Path, published_sha256: str) -> dict[str, str]:
     """``{"file_sha256", "file_is_published"}`` of a weights file: its sha256 and whether it is
     the published file (``yes``/``no`` against the published sha256 or its file-name prefix,
     ``unknown`` when none is published)."""
-    import hashlib
+    from hrnet.data.fetch import file_digest
 
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    actual = digest.hexdigest()
+    actual = file_digest(Path(path))
     if not published_sha256:
         same = "unknown"
     else:
