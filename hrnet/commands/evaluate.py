@@ -19,7 +19,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from hrnet.commands._published import add_published_arguments
 
     add_published_arguments(parser)
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: the run folder)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: the run folder, or the checkpoint's folder); with --run-dir, an "
+        "evaluation written elsewhere is logged to the run's MLflow run under eval-<folder name>/",
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace a metrics.json of the output folder that holds another evaluation (another split, "
+        "dataset or test protocol); without it that is refused, as the run folder's metrics.json is the "
+        "run's result in the report, the registry and MLflow",
+    )
     parser.add_argument(
         "--data", default=None, help="dataset root (default: the one the model was trained on)"
     )
@@ -93,17 +106,31 @@ def run(args: argparse.Namespace) -> int:
     tracker = _attach_tracking(args)  # before evaluating: a server that is down fails fast
     # --data with --dataset: score a run on another dataset (the row's evaluate.dataset)
     dataset = args.dataset if published is None else None
-    metrics = evaluate_run(source, ecfg, out_dir=out, data=args.data, fast=not args.eager, dataset=dataset)
+    metrics = evaluate_run(
+        source, ecfg, out_dir=out, data=args.data, fast=not args.eager, dataset=dataset, replace=args.replace
+    )
     summary = {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
     print(f"wrote {out / 'metrics.json'}")
 
     if tracker is not None:
         try:
-            tracker.log_evaluation(metrics, out)  # a failure is a warning: metrics.json is written
+            # a failure is a warning: metrics.json is written
+            tracker.log_evaluation(metrics, out, name=_logged_as(args.run_dir, out))
         finally:
             tracker.close()
     return 0
+
+
+def _logged_as(run_dir: Path, out: Path) -> str:
+    """The MLflow name of an evaluation of ``run_dir`` written to ``out``: ``eval`` (the run's
+    own, which the registry compares) in the run folder, else ``eval-<folder name>``."""
+    import re
+
+    if out.resolve() == run_dir.resolve():
+        return "eval"
+    name = re.sub(r"[^\w.\- ]", "_", out.resolve().name)
+    return name if name.startswith("eval") else f"eval-{name}"
 
 
 def _protocol(args: argparse.Namespace) -> dict[str, Any]:

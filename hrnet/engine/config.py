@@ -380,6 +380,19 @@ def protocol_fields(*sources: Mapping[str, Any], source: str = "evaluate") -> di
     return fields
 
 
+def evaluation_of(metrics: dict[str, Any]) -> dict[str, Any]:
+    """What a ``metrics.json`` measured: its split, dataset root and test protocol
+    (:data:`PROTOCOL_FIELDS`); two evaluations with the same one measure the
+    same numbers (batch size, workers, device and plots aside)."""
+    settings = metrics.get("eval_settings") or {}
+    fields = {name: settings.get(name) for name in PROTOCOL_FIELDS}
+    return {
+        "split": metrics.get("split"),
+        "dataset": metrics.get("dataset"),
+        **{k: list(v) if isinstance(v, tuple | list) else v for k, v in fields.items()},
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # CLI flags <-> fields
 # --------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from hrnet.engine import checkpoint as ckpt
-from hrnet.engine.config import EvalConfig, TrainConfig, config_from_mapping
+from hrnet.engine.config import EvalConfig, TrainConfig, config_from_mapping, evaluation_of
 from hrnet.errors import HRNetError
 from hrnet.tasks.base import Task, get_task
 
@@ -163,6 +163,7 @@ def evaluate_run(
     data: str | None = None,
     fast: bool = True,
     dataset: str | None = None,
+    replace: bool = False,
 ) -> dict[str, Any]:
     """Evaluate the model of a run folder or checkpoint; write ``metrics.json`` and ``plots/``.
 
@@ -174,6 +175,10 @@ def evaluate_run(
         dataset: replaces its dataset format (:func:`load_model`).
         fast: evaluate on the inference path (:func:`inference_model`, the default) or, with
             ``False``, the eager model; the metrics agree (fp32 outputs within 1e-5 relative).
+        replace: replace a ``metrics.json`` of ``out_dir`` that holds another evaluation (another
+            split, dataset or test protocol: :func:`evaluation_of`); without it that is refused
+            before anything runs, as the run folder's ``metrics.json`` is the one the report,
+            the registry and MLflow show. The same evaluation run again always replaces it.
 
     Returns:
         The metrics dict written to ``metrics.json``.
@@ -188,6 +193,9 @@ def evaluate_run(
     if out_dir is None:
         out_dir = Path(source) if Path(source).is_dir() else loaded.path.parent
     out_dir = Path(out_dir)
+    ours = evaluation_of({"split": ecfg.split, "dataset": loaded.config.data, "eval_settings": vars(ecfg)})
+    if not replace:
+        _refuse_replacing(out_dir / "metrics.json", ours)
     (out_dir / "plots").mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
@@ -215,6 +223,28 @@ def evaluate_run(
 # --------------------------------------------------------------------------------------------
 # Prediction on loose images
 # --------------------------------------------------------------------------------------------
+
+
+def _refuse_replacing(path: Path, ours: dict[str, Any]) -> None:
+    """HRNetError when ``path`` holds the metrics of another evaluation than ``ours``."""
+    import json
+
+    if not path.is_file():
+        return
+    try:
+        theirs = evaluation_of(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, AttributeError):
+        return  # unreadable: no numbers to lose
+    differs = [k for k in ours if theirs.get(k) != ours[k]]
+    if not differs:
+        return
+    what = ", ".join(f"{k} {theirs.get(k)!r} there, {ours[k]!r} here" for k in differs)
+    split = str(ours["split"] or "eval").replace("/", "_")
+    raise HRNetError(
+        f"{path} holds another evaluation of this model ({what}); it is the one the report, the "
+        f"registry and MLflow show for the run, and this one would replace it. Write this one "
+        f"beside it with --out {path.parent / f'eval-{split}'}, or replace it with --replace"
+    )
 
 
 def _inference_kind(model: nn.Module) -> str:

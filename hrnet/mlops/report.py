@@ -33,7 +33,13 @@ from hrnet.mlops.rows import BenchmarkRow, load_rows
 __all__ = ["Entry", "build_entries", "count_model", "render_html", "render_markdown", "write_report"]
 
 FLOPS_CACHE = "flops_cache.json"
-STATUS_TEXT = {"not_run": "not run", "not_built": "not built", "reference": "reference", "run": "run"}
+STATUS_TEXT = {
+    "not_run": "not run",
+    "other_eval": "not run (metrics.json holds another evaluation)",
+    "not_built": "not built",
+    "reference": "reference",
+    "run": "run",
+}
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,7 @@ class Entry:
     """One line of the report."""
 
     row: BenchmarkRow
-    state: str  # "run", "not_run", "not_built" or "reference"
+    state: str  # "run", "not_run", "other_eval", "not_built" or "reference"
     metric: str  # the compared metric
     unit: str
     published: float | None
@@ -68,6 +74,19 @@ class Entry:
 # --------------------------------------------------------------------------------------------
 # Collecting the numbers
 # --------------------------------------------------------------------------------------------
+
+
+def _row_evaluation(metrics: dict[str, Any], row: BenchmarkRow) -> bool:
+    """Whether ``metrics`` (a metrics.json) is of the row's evaluation: its split and its test
+    protocol (the row's ``evaluate:`` entry, EvalConfig's defaults for the rest)."""
+    from hrnet.engine.config import PROTOCOL_FIELDS, evaluation_of, protocol_fields
+
+    theirs = evaluation_of(metrics)
+    wanted = evaluation_of(
+        {"split": row.split, "eval_settings": protocol_fields(row.evaluate, source=f"rows.{row.id}.evaluate")}
+    )
+    # a key metrics.json does not record (written by hand, or before it was recorded) is not checked
+    return all(theirs[k] == wanted[k] for k in ("split", *PROTOCOL_FIELDS) if theirs[k] is not None)
 
 
 def _metric(metrics: dict[str, Any], key: str) -> float | None:
@@ -214,8 +233,11 @@ def build_entries(
             unit = published.unit if published is not None else ""
             ours = None
             others: list[tuple[str, float, float | None]] = []
+            other_eval = False
             if row.status == "ready":
                 metrics = load_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
+                if metrics and not _row_evaluation(metrics, row):
+                    other_eval, metrics = True, {}  # another split or protocol: not the row's number
                 ours = _metric(metrics, row.metric)
                 if ours is not None and unit == "%":
                     ours *= 100.0
@@ -225,6 +247,8 @@ def build_entries(
                         value = _metric(metrics, p.metric)
                         others.append((p.metric, p.value, None if value is None else value * 100.0))
             state = row.status if row.status != "ready" else ("run" if ours is not None else "not_run")
+            if other_eval:
+                state = "other_eval"
             count = counts.get(row.id, {})
             from hrnet.mlops.verify import verified_records
 
@@ -314,7 +338,7 @@ def render_markdown(entries: Sequence[Entry]) -> str:
         "# Benchmarks",
         "",
         f"{len(entries)} rows: {run} run, "
-        f"{sum(e.state == 'not_run' for e in entries)} not run yet, "
+        f"{sum(e.state in ('not_run', 'other_eval') for e in entries)} not run yet, "
         f"{sum(e.state == 'not_built' for e in entries)} not built, "
         f"{sum(e.state == 'reference' for e in entries)} listed for reference. "
         "Written by `hrnet report`; published numbers from benchmarks/params.yaml and params.yaml "

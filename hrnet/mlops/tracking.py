@@ -362,21 +362,26 @@ class Tracker:
         if tags:
             self.set_tags(tags)
 
-    def log_evaluation(self, metrics: Mapping[str, Any], run_dir: str | Path) -> None:
+    def log_evaluation(self, metrics: Mapping[str, Any], run_dir: str | Path, *, name: str = "eval") -> None:
         """After evaluation: the numbers as metrics (``eval/<key>``, nested keys with dots),
         the settings (``eval_settings``) and the strings as params (``eval.<key>``:
         ``eval.batch_size``, ``eval.num_plots``, ``eval.split``, ``eval.checkpoint``...), ``metrics.json``, ``predictions.json`` and
-        ``plots/`` (prediction pictures, confusion matrix, training curves)."""
+        ``plots/`` (prediction pictures, confusion matrix, training curves).
+
+        ``name`` other than ``eval``: another evaluation of the run (another split or protocol,
+        written to another folder), logged as ``<name>/<key>`` and ``<name>.<key>`` with its files
+        under ``<name>/``, so the run's own numbers stay as they are."""
         run_dir = Path(run_dir)
         settings = metrics.get("eval_settings") or {}
         strings = {k: v for k, v in metrics.items() if isinstance(v, str | bool)}
         numbers = {k: v for k, v in metrics.items() if k != "eval_settings" and k not in strings}
-        self.log_metrics({f"eval/{k}": v for k, v in _flatten(numbers).items()})
+        self.log_metrics({f"{name}/{k}": v for k, v in _flatten(numbers).items()})
         params = {**strings, **(_flatten_values(settings) if isinstance(settings, Mapping) else {})}
-        self.log_params({f"eval.{k}": v for k, v in params.items()})
-        self.log_artifact(run_dir / "metrics.json")
-        self.log_artifact(run_dir / "predictions.json")
-        self.log_artifact(run_dir / "plots", "plots")
+        self.log_params({f"{name}.{k}": v for k, v in params.items()})
+        folder = None if name == "eval" else name
+        self.log_artifact(run_dir / "metrics.json", folder)
+        self.log_artifact(run_dir / "predictions.json", folder)
+        self.log_artifact(run_dir / "plots", "plots" if folder is None else f"{folder}/plots")
 
     def ensure_model(self, run_dir: str | Path) -> None:
         """Upload ``model.pt`` under ``model/`` when the run does not hold it (the server was

@@ -197,7 +197,7 @@ def test_bad_arguments_exit_2(tmp_path, capsys) -> None:
 # training runs on a tiny ImageFolder
 
 
-def test_train_then_evaluate(tiny_folder, tmp_path) -> None:
+def test_train_then_evaluate(tiny_folder, tmp_path, capsys) -> None:
     run = tmp_path / "run"
     assert (
         main(["train", "--out", str(run), *tiny_train_flags(tiny_folder), "--iters", "4", "--log-every", "2"])
@@ -212,6 +212,25 @@ def test_train_then_evaluate(tiny_folder, tmp_path) -> None:
     assert metrics["num_images"] == 16 and 0.0 <= metrics["top1"] <= 1.0
     assert (run / "plots" / "confusion_matrix.png").is_file()
     assert (run / "plots" / "predictions.png").is_file()
+    # another split would replace the run's own numbers: refused before anything runs, unless
+    # written beside (--out) or replaced on purpose (--replace)
+    before = (run / "metrics.json").read_bytes()
+    other = ["evaluate", "--run-dir", str(run), "--split", "train", "--workers", "0", "--no-mlflow"]
+    assert main(other) == 2
+    err = capsys.readouterr().err
+    assert "holds another evaluation" in err and "split 'val' there, 'train' here" in err
+    assert f"--out {run / 'eval-train'}" in err and "--replace" in err
+    assert (run / "metrics.json").read_bytes() == before
+    assert main([*other, "--out", str(run / "eval-train")]) == 0
+    assert json.loads((run / "eval-train" / "metrics.json").read_text())["split"] == "train"
+    assert (run / "metrics.json").read_bytes() == before
+    assert (
+        main(["evaluate", "--run-dir", str(run), "--workers", "0", "--no-mlflow", "--batch-size", "3"]) == 0
+    )
+    assert json.loads((run / "metrics.json").read_text())["top1"] == metrics["top1"]  # the same evaluation
+    assert main([*other, "--replace"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["split"] == "train"
+    assert main(["evaluate", "--run-dir", str(run), "--workers", "0", "--no-mlflow", "--replace"]) == 0
     # the same model on a copy whose val split has only the red folder: red keeps its label
     import shutil
 

@@ -114,6 +114,16 @@ def test_run_artifacts_registry_and_champion(mlflow_server, s3, tmp_path, capsys
     assert "eval/eval_seconds" in run.data.metrics
     keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
     assert any(k.endswith(f"{run_id}/artifacts/model/model.pt") for k in keys), keys
+    # another split written beside the run's own: logged under eval-train/, eval/ unchanged
+    own = client.get_run(run_id).data.metrics["eval/top1"]
+    other = ["evaluate", "--run-dir", str(runs["a"]), "--split", "train", "--workers", "0"]
+    assert main([*other, "--out", str(runs["a"] / "eval-train"), "--num-plots", "1"]) == 0
+    run = client.get_run(run_id)
+    assert run.data.metrics["eval/top1"] == own and "eval-train/top1" in run.data.metrics
+    assert run.data.params["eval.split"] == "val" and run.data.params["eval-train.split"] == "train"
+    assert {"eval-train/metrics.json", "eval-train/plots"} <= {
+        a.path for a in client.list_artifacts(run_id, "eval-train")
+    }
 
     # a registers first: champion; b worse: the alias stays; b better: the alias moves
     _set_top1(runs["a"], 0.6)

@@ -9,7 +9,7 @@ import pytest
 
 from hrnet.cli import main
 from hrnet.errors import HRNetError
-from hrnet.mlops.report import build_entries, count_model, write_report
+from hrnet.mlops.report import STATUS_TEXT, build_entries, count_model, write_report
 from hrnet.mlops.rows import load_rows
 
 PARAMS = """\
@@ -96,6 +96,30 @@ def test_entries_compare_ours_with_published(project):
     assert entries["toy_lmk"].state == "not_run" and entries["toy_lmk"].ours is None
     htc = entries["toy_htc"]
     assert htc.state == "not_built" and htc.published == 47.0 and htc.delta is None
+
+
+def test_a_metrics_json_of_another_evaluation_is_not_the_rows_number(project):
+    """toy_lmk is scored on its `test` split: a metrics.json of its `val` split (or of `test`
+    with the flip protocol the row does not name) is not shown as the row's result."""
+    run = project / "runs" / "toy_lmk"
+    run.mkdir()
+    settings = {"scales": [1.0], "test_scale": [], "slide_crop": [], "slide_stride": [], "flip": False}
+    for split, flip, state in (
+        ("val", False, "other_eval"),
+        ("test", True, "other_eval"),
+        ("test", False, "run"),
+    ):
+        metrics = {
+            "NME": 0.04,
+            "split": split,
+            "eval_settings": {**settings, "flip": flip, "person_boxes": "gt"},
+        }
+        (run / "metrics.json").write_text(json.dumps(metrics))
+        entries = {e.row.id: e for e in build_entries([(project / "params.yaml", "embedded")], root=project)}
+        lmk = entries["toy_lmk"]
+        assert lmk.state == state, (split, flip)
+        assert lmk.ours == (pytest.approx(4.0) if state == "run" else None)
+    assert "metrics.json holds another evaluation" in STATUS_TEXT["other_eval"]
 
 
 def test_cli_writes_markdown_html_and_plots(project, tmp_path):
