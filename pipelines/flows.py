@@ -39,7 +39,16 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.concurrency.sync import concurrency
 
-__all__ = ["SUITES", "CommandError", "Suite", "benchmark_flow", "row_flow", "run_command", "verify_flow"]
+__all__ = [
+    "SUITES",
+    "CommandError",
+    "Suite",
+    "benchmark_flow",
+    "check_push_remote",
+    "row_flow",
+    "run_command",
+    "verify_flow",
+]
 
 # seconds between SIGTERM and SIGKILL of a command's process group
 KILL_GRACE_SECONDS = 10.0
@@ -196,6 +205,47 @@ def dvc_stage(target: str, project_dir: str, pull: bool = False) -> str:
     return _repro(target, project_dir, pull)
 
 
+def check_push_remote(project_dir: str, remote: str | None = None) -> str:
+    """The URL ``dvc push`` would send ``project_dir``'s outputs to (``remote``, else the default
+    remote); ValueError, before any stage runs, when there is none, or when it is a folder the
+    run's own clean-up deletes.
+
+    A flow run that a worker started from a deployment works in a clone that its pull step made
+    in a temporary folder, deleted when the run ends; the project's default remote
+    (``../../hrnet-zoo-dvc-remote`` in ``.dvc/config``, resolved beside the checkout) would be in
+    that folder too, and the pushes would be lost while the run reports success."""
+    import os
+    import tempfile
+
+    from dvc.config import Config
+
+    config = Config(dvc_dir=Path(project_dir) / ".dvc")  # system, global, repo and local levels
+    name = remote or config["core"].get("remote")
+    remotes = config["remote"]
+    if not name:
+        raise ValueError(f"{project_dir}: no default DVC remote to push to; name one (remote=...)")
+    if name not in remotes:
+        raise ValueError(
+            f"{project_dir}: no DVC remote {name!r} (configured: {', '.join(remotes) or 'none'})"
+        )
+    url = str(remotes[name]["url"])
+    if "PREFECT__FLOW_RUN_ID" in os.environ and "://" not in url:  # a worker's run; a local folder
+        folder = Path(url).resolve()
+        clone_parent = Path(project_dir).resolve().parent
+        if folder.is_relative_to(clone_parent) and clone_parent.is_relative_to(
+            Path(tempfile.gettempdir()).resolve()
+        ):
+            raise ValueError(
+                f"DVC remote {name!r} is {folder}, a folder beside this flow run's clone ({project_dir}) "
+                "in the temporary folder the worker deletes when the run ends: the pushed outputs would be "
+                "lost. Give the deployment a remote that outlives the run: commit one as the default "
+                "(`dvc remote add -d store s3://BUCKET/hrnet-zoo`, then commit .dvc/config), or configure "
+                "one on the worker (`dvc remote add --global store s3://BUCKET/hrnet-zoo`, or an absolute "
+                "folder the workers share) and name it in the run's `remote` parameter"
+            )
+    return url
+
+
 @task(name="push", retries=3, retry_delay_seconds=20)
 def push_outputs(targets: list[str], project_dir: str, remote: str | None = None) -> list[str]:
     """``dvc push`` the outputs of ``targets`` to the remote (network I/O: retried)."""
@@ -223,6 +273,23 @@ def _row(row: str, suite: Suite, project_dir: str) -> Any:
     if rows[row].status != "ready":
         raise ValueError(f"{suite.params}: row {row!r} is {rows[row].status} ({rows[row].reason})")
     return rows[row]
+
+
+def _suite_rows(patterns: list[str], suite: Suite, project_dir: str) -> list[str]:
+    """The runnable rows of the suite named by ``patterns`` (row ids or shell patterns of row
+    ids: ``*`` is every ready row), in the params file's order; a pattern matching no ready row
+    is an error naming it."""
+    import fnmatch
+
+    from hrnet.mlops.rows import load_rows
+
+    ready = [r.id for r in load_rows(Path(project_dir) / suite.params, suite="") if r.status == "ready"]
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(r, pattern) for r in ready):
+            raise ValueError(
+                f"{suite.params}: no runnable row matches {pattern!r} (rows: {', '.join(ready)})"
+            )
+    return [r for r in ready if any(fnmatch.fnmatchcase(r, p) for p in patterns)]
 
 
 @flow(name="row", flow_run_name="{row}", log_prints=True)
@@ -255,6 +322,8 @@ def row_flow(
     spec = SUITES[suite]
     project_dir = str(Path(project_dir).resolve())
     benchmark_row = _row(row, spec, project_dir)
+    if push:
+        check_push_remote(project_dir, remote)  # before any stage: pushes that would be lost
     dataset, upstream = benchmark_row.dataset, benchmark_row.starts_from_row
     if upstream:  # the row starts from another row's model: that row runs first (a no-op when done)
         row_flow(upstream, suite=suite, project_dir=project_dir, push=push, remote=remote, pull=pull,
@@ -301,8 +370,9 @@ def benchmark_flow(
     remote: str | None = None,
     gpu_limit: str | None = "gpu",
 ) -> dict[str, str]:
-    """Run several rows; return ``{row: final state name}``, or fail naming the rows that did
-    not complete (after all rows have run).
+    """Run several rows (ids or shell patterns of ids, ``["*"]``: the whole suite); return
+    ``{row: final state name}``, or fail naming the rows that did not complete (after all rows
+    have run).
 
     Without ``deployment`` the rows run here, one after another, in ``project_dir`` (DVC runs
     one ``dvc repro`` per workspace). With ``deployment`` (``row/gpu``) every row becomes a
@@ -311,7 +381,12 @@ def benchmark_flow(
     workers and the ``gpu`` concurrency limit decide how many train at the same time.
     """
     logger = get_run_logger()
+    if suite not in SUITES:
+        raise ValueError(f"suite must be one of {', '.join(SUITES)}, not {suite!r}")
+    rows = _suite_rows(list(rows), SUITES[suite], project_dir)
     states: dict[str, str] = {}
+    if deployment is None and push:
+        check_push_remote(str(Path(project_dir).resolve()), remote)
     if deployment is None:
         for row in rows:
             state = row_flow(
@@ -377,7 +452,10 @@ def verify_flow(
     project_dir = str(Path(project_dir).resolve())
     spec = SUITES["paper"]
     outcomes: dict[str, str] = {}
-    for key, (row, checkpoint) in _verify_items(rows, project_dir).items():
+    items = _verify_items(rows, project_dir)
+    if push:
+        check_push_remote(project_dir, remote)
+    for key, (row, checkpoint) in items.items():
         try:
             fetch_stage(spec.target("checkpoint", checkpoint.name), project_dir, pull)
             fetch_stage(spec.target(spec.data_stage, row.dataset), project_dir, pull)

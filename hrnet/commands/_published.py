@@ -46,6 +46,7 @@ def published_config(args: argparse.Namespace, model: str | None) -> Any:  # -> 
         from hrnet.mlops.rows import train_settings
 
         values, _ = train_settings(args.params, args.row)
+        _refuse_unused(args, model, values)
         values = {**values, "device": device, "workers": workers}
         if args.data is not None:
             values["data"] = args.data
@@ -61,6 +62,35 @@ def published_config(args: argparse.Namespace, model: str | None) -> Any:  # -> 
     if args.input_size:
         values["input_size"] = args.input_size
     return config_from_mapping(values, source="command line")
+
+
+def _refuse_unused(args: argparse.Namespace, model: str | None, row: dict[str, Any]) -> None:
+    """HRNetError when a model flag given with --params/--row says other than the row: the row
+    decides the model, and a flag it overrides silently would be a wrong evaluation."""
+    from hrnet.errors import HRNetError
+
+    given = {
+        "--model": (model, row.get("model")),
+        "--dataset": (args.dataset, row.get("dataset")),
+        "--num-classes": (args.num_classes or None, row.get("num_classes")),
+        "--input-size": (args.input_size, row.get("input_size")),
+    }
+    for flag, (value, theirs) in given.items():
+        if value is None or _as_list(value) == _as_list(theirs):
+            continue
+        shown = " ".join(map(str, value)) if isinstance(value, list | tuple) else value
+        key = flag.lstrip("-").replace("-", "_")
+        raise HRNetError(
+            f"{flag} {shown}: the model is the one of {args.params} row {args.row} "
+            f"({key}: {'its default' if theirs is None else theirs}); give --params/--row or {flag}, not both"
+        )
+
+
+def _as_list(value: Any) -> Any:
+    """A size as [height, width] (one number: square); other values as they are."""
+    if isinstance(value, list | tuple):
+        return list(value) * (2 if len(value) == 1 else 1)
+    return value
 
 
 def import_published(

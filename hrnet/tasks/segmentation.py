@@ -142,6 +142,14 @@ def segmentation_probabilities(
     return total / count
 
 
+def protocol_suffix(ecfg: EvalConfig) -> str:
+    """The metric-name suffix of a test protocol beyond single scale: ``_ms_flip`` (scales other
+    than 1.0 alone, each also flipped: the published multi-scale + flip), ``_ms`` (scales only)
+    or ``_flip`` (flip at single scale); "" for single scale."""
+    scaled = tuple(ecfg.scales) != (1.0,)
+    return ("_ms" if scaled else "") + ("_flip" if ecfg.flip else "")
+
+
 @register_task
 class SegmentationTask(Task):
     """Label maps (255 = ignore) -> FCN logits; scored by mIoU (single scale, and multi-scale
@@ -149,8 +157,9 @@ class SegmentationTask(Task):
 
     name = "segmentation"
     dataset_formats = tuple(BASE_SIZES)
-    # single-scale scores, and mIoU_ms_flip when the evaluation asks for scales or flip
-    metrics = ("mIoU", "pixel_accuracy", "mean_accuracy", "mIoU_ms_flip")
+    # single-scale scores, and with test scales and/or flip the mIoU of that protocol, named by
+    # what ran: mIoU_ms_flip (the published multi-scale + flip), mIoU_ms or mIoU_flip
+    metrics = ("mIoU", "pixel_accuracy", "mean_accuracy", "mIoU_ms_flip", "mIoU_ms", "mIoU_flip")
     class_layers = ("decode_head.conv_seg.", "auxiliary_head.conv_seg.")
     protocol = ("scales", "test_scale", "slide_crop", "slide_stride", "flip")
 
@@ -235,7 +244,8 @@ class SegmentationTask(Task):
         out_dir: Path,
     ) -> dict[str, Any]:
         """mIoU at single scale (``mIoU``) and, when ``ecfg.scales``/``ecfg.flip`` ask for more,
-        multi-scale + flip (``mIoU_ms_flip``); ``plots/predictions.png`` overlays."""
+        under that protocol (``mIoU_ms_flip``, ``mIoU_ms`` or ``mIoU_flip``:
+        :func:`protocol_suffix`); ``plots/predictions.png`` overlays."""
         from hrnet.engine import plots
 
         classes = info["class_names"]
@@ -261,10 +271,11 @@ class SegmentationTask(Task):
         result: dict[str, Any] = single.compute()
         if multi is not None:
             ms = multi.compute()
+            suffix = protocol_suffix(ecfg)
             result.update(
                 {
-                    "mIoU_ms_flip": ms["mIoU"],
-                    "iou_ms_flip": ms["iou"],
+                    f"mIoU{suffix}": ms["mIoU"],
+                    f"iou{suffix}": ms["iou"],
                     "test_scales": list(ecfg.scales),
                     "test_flip": ecfg.flip,
                 }

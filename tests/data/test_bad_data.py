@@ -208,6 +208,20 @@ def test_coco_record_missing_keys_is_a_record_not_a_traceback(tmp_path):
     assert any(f.record == "annotations[0]" for f in report.failures)
 
 
+def test_an_image_size_that_is_not_a_number_is_a_record_not_a_traceback(tmp_path):
+    images = [_image(1, "a.png"), {**_image(2, "b.png"), "width": "640"}, {**_image(3, "c.png"), "height": None}]
+    boxes = [_box(10, 2, [1, 1, 2, 2]), _box(11, 3, [1, 1, 2, 2])]
+    write_json(
+        tmp_path / "annotations" / "instances_train.json",
+        {"images": images, "annotations": boxes, "categories": CATEGORIES},
+    )
+    report = validate_dataset("coco_instances", root=tmp_path, split="train")
+    reasons = [(f.record, f.reason) for f in report.failures]
+    assert ("image id=2", "width '640': not a positive number") in reasons
+    assert ("image id=3", "height None: not a positive number") in reasons
+    assert not report.success
+
+
 def test_empty_dataset(tmp_path):
     write_json(
         tmp_path / "annotations" / "instances_train.json", {"images": [], "annotations": [], "categories": []}

@@ -3,6 +3,7 @@ evaluator scores at the label map's size, OHEM, and the landmark dataset of a ta
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +141,22 @@ def test_evaluate_scores_resized_images_against_original_masks(tmp_path: Path) -
     assert 0.0 <= metrics["mIoU"] <= 1.0 and 0.0 <= metrics["mIoU_ms_flip"] <= 1.0
     assert len(metrics["iou"]) == 4
     assert (tmp_path / "plots" / "predictions.png").is_file()
+    # the second number is named by what ran: scales without flip are not "ms_flip"
+    for scales, flip, key in (
+        ((1.0, 1.5), False, "mIoU_ms"),
+        ((1.0,), True, "mIoU_flip"),
+        ((1.0,), False, None),
+    ):
+        other = task.evaluate(
+            model,
+            cfg,
+            dataclasses.replace(ecfg, scales=scales, flip=flip),
+            info,
+            torch.device("cpu"),
+            tmp_path,
+        )
+        assert [k for k in other if k.startswith("mIoU_")] == ([key] if key else []), (scales, flip)
+        assert (f"iou{key[4:]}" in other) if key else not [k for k in other if k.startswith("iou_")]
 
 
 def _pixel_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -379,3 +379,28 @@ def test_every_rows_protocol_is_one_its_task_reads_and_others_are_refused() -> N
     ):
         get_task("pose").check_protocol(EvalConfig(slide_crop=(8, 8), slide_stride=(4, 4)))
     get_task("landmarks").check_protocol(EvalConfig(flip=True))
+
+
+def test_model_flags_that_contradict_the_row_are_refused() -> None:
+    """With --params/--row the row decides the model: a flag saying otherwise is refused, not
+    silently dropped (the same value is accepted)."""
+    from hrnet.cli import build_parser
+    from hrnet.commands._published import published_config
+
+    root = Path(__file__).resolve().parents[2]
+    row = ["evaluate", "--weights", "w.pth", "--params", str(root / "benchmarks" / "params.yaml")]
+    row += ["--row", "seg_pascal_context_w48_40k"]
+    parser = build_parser()
+    for flags, expected in (
+        (["--model", "fcn_hrnetv2_w18"], "--model fcn_hrnetv2_w18: .* \\(model: fcn_hrnetv2_w48\\)"),
+        (["--dataset", "ade20k"], "--dataset ade20k: .*\\(dataset: pascal_context\\)"),
+        (["--num-classes", "59"], "--num-classes 59: .*\\(num_classes: 60\\)"),
+        (["--input-size", "512"], "--input-size 512: .*\\(input_size: \\[480, 480\\]\\)"),
+    ):
+        args = parser.parse_args([*row, *flags])
+        with pytest.raises(HRNetError, match=expected):
+            published_config(args, getattr(args, "model", None))
+    same = parser.parse_args(
+        [*row, "--model", "fcn_hrnetv2_w48", "--input-size", "480", "--num-classes", "60"]
+    )
+    assert published_config(same, same.model).model == "fcn_hrnetv2_w48"

@@ -295,6 +295,44 @@ def test_ui_run_of_row_deployment_completes(stack: Stack, prefect_client: Any) -
     assert len(stored) > 5, sorted(stored)
 
 
+def test_nightly_cron_schedules_its_runs(stack: Stack, prefect_client: Any) -> None:
+    """The server's scheduler creates the nightly deployment's runs at 02:00 UTC (under
+    SQLAlchemy 2.1 it failed on every pass: "Can't evaluate bulk DML statement", and nothing was
+    ever scheduled). The deployment is paused afterwards and its runs deleted: a worker must
+    not start the whole suite in the middle of the other tests."""
+    from datetime import UTC, datetime
+
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    deployment = prefect_client.read_deployment_by_name("benchmark/embedded-nightly")
+    assert deployment.parameters["rows"] == ["*"]
+
+    def scheduled() -> list[Any]:
+        return prefect_client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+            ),
+        )
+
+    try:
+        runs = _wait(scheduled, "scheduled run of benchmark/embedded-nightly", 150, stack, 3)
+        starts = sorted(r.expected_start_time.astimezone(UTC) for r in runs)
+        assert all((t.hour, t.minute) == (2, 0) for t in starts), starts
+        assert starts[0] > datetime.now(UTC), starts
+    finally:
+        prefect_client.pause_deployment(deployment.id)
+        for flow_run in scheduled():
+            prefect_client.delete_flow_run(flow_run.id)
+
+
 def test_ui_cancel_of_running_row_leaves_no_process(stack: Stack, prefect_client: Any) -> None:
     from prefect.states import Cancelling
 

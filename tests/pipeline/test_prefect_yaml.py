@@ -35,8 +35,12 @@ def test_deployment_matches_its_flow(deployment):
         assert _verify_items(params["rows"], str(ROOT))
         return
     ready = {r.id for r in load_rows(ROOT / SUITE_PARAMS[params["suite"]], suite="x") if r.status == "ready"}
-    named = [params["row"]] if "row" in params else params["rows"]
-    assert set(named) <= ready
+    if "row" in params:
+        assert params["row"] in ready
+    else:  # ids or patterns, each naming a ready row
+        from pipelines.flows import SUITES, _suite_rows
+
+        assert set(_suite_rows(params["rows"], SUITES[params["suite"]], str(ROOT))) <= ready
 
 
 def test_fan_out_targets_an_existing_deployment():
@@ -51,3 +55,17 @@ def test_fan_out_targets_an_existing_deployment():
 def test_nightly_schedule():
     (nightly,) = [d for d in _deployments() if d.get("schedules")]
     assert nightly["schedules"][0]["cron"] == "0 2 * * *"
+    # the whole embedded suite, as its description says
+    from pipelines.flows import SUITES, _suite_rows
+
+    ready = [r.id for r in load_rows(ROOT / "params.yaml", suite="x") if r.status == "ready"]
+    assert _suite_rows(nightly["parameters"]["rows"], SUITES["embedded"], str(ROOT)) == ready
+    assert len(ready) == 5
+
+
+def test_row_patterns():
+    from pipelines.flows import SUITES, _suite_rows
+
+    assert _suite_rows(["shapes_*"], SUITES["embedded"], str(ROOT)) == ["shapes_seg", "shapes_det"]
+    with pytest.raises(ValueError, match="no runnable row matches 'nope'"):
+        _suite_rows(["digits_cls", "nope"], SUITES["embedded"], str(ROOT))

@@ -162,6 +162,13 @@ def _coco(root: Path, split: str, options: dict[str, Any], *, keypoints: bool) -
                 Failure(json_name, f"images[{index}]", f"image record lacks {', '.join(map(repr, missing))}")
             )
             continue
+        claimed = [k for k in ("width", "height") if not (_number(image[k]) and image[k] > 0)]
+        if claimed:  # a size that is not a positive number: nothing to compare the file and boxes with
+            what = ", ".join(f"{k} {image[k]!r}" for k in claimed)
+            dataset.failures.append(
+                Failure(json_name, f"image id={image['id']}", f"{what}: not a positive number")
+            )
+            continue
         path = image_dir / str(image["file_name"])
         probe = probe_image(path)
         if not probe["decodable"]:  # compare sizes only where the file could be read
