@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     except HRNetError as exc:
         print(f"{_red('error:')} {exc}", file=sys.stderr)
         return 2
+    except (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        # a path of the wrong kind (--out naming a file) or not writable: the path and the reason
+        where = exc.filename if exc.filename is not None else "a path"
+        print(f"{_red('error:')} {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -25,7 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hrnet.errors import HRNetError
     from hrnet.mlops.smoke import main_summary, run_smoke
+
+    if args.out.exists() and not args.out.is_dir():  # found now, not after every chain has run
+        raise HRNetError(f"--out {args.out}: a file, not a folder (summary.json and the report go there)")
 
     if args.verify is None:  # no --verify: the rows' chains only
         rows, verify = args.rows or None, []
