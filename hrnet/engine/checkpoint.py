@@ -63,10 +63,9 @@ def load(path: str | Path, *, expect: str | None = None) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise HRNetError(f"{path}: checkpoint not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt or unsafe files
-        raise HRNetError(f"{path}: cannot load checkpoint: {exc}") from None
+    from hrnet.models.convert import load_tensors_only
+
+    obj = load_tensors_only(path)  # HRNetError naming the file and the reason
     fmt = obj.get("format") if isinstance(obj, dict) else None
     if fmt not in (CHECKPOINT_FORMAT, MODEL_FORMAT) or (expect is not None and fmt != expect):
         want = expect or f"{CHECKPOINT_FORMAT} or {MODEL_FORMAT}"

@@ -204,13 +204,43 @@ def read_source(source: Source) -> Checkpoint:
     name = os.fspath(source)
     if not os.path.isfile(name):
         raise HRNetError(f"{name}: checkpoint file not found")
+    return _unwrap(load_tensors_only(name), name)
+
+
+def load_tensors_only(path: str | os.PathLike[str]) -> object:
+    """``torch.load(path, map_location="cpu", weights_only=True)``; HRNetError naming the file
+    and why it cannot be read: not a ``torch.save`` file at all (its first bytes), or one holding
+    Python objects that weights-only loading refuses (the first such global). Such a file is
+    never unpickled (that would run its code); its tensors must be saved again as a state dict.
+    """
+    import zipfile
+
+    name = os.fspath(path)
     try:
-        obj = torch.load(name, map_location="cpu", weights_only=True)
+        return torch.load(name, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types
-        lines = str(exc).splitlines() or [type(exc).__name__]
-        reason = next((line.strip() for line in lines if "Unsupported global" in line), lines[0])
-        raise HRNetError(f"{name}: cannot load checkpoint with weights_only=True: {reason}") from exc
-    return _unwrap(obj, name)
+        with open(name, "rb") as f:
+            head = f.read(8)
+        if not (zipfile.is_zipfile(name) or head[:1] == b"\x80"):  # torch.save: a zip, or a pickle
+            raise HRNetError(
+                f"{name}: not a PyTorch checkpoint (neither a torch.save archive nor a pickle; it starts "
+                f"with {head!r})"
+            ) from None
+        text = str(exc)
+        unsafe = re.search(r"GLOBAL (\S+)", text)
+        if unsafe is not None:
+            raise HRNetError(
+                f"{name}: holds Python objects besides tensors ({unsafe.group(1)}), which weights-only "
+                "loading refuses and this project does not unpickle (it would run the file's code); save "
+                "its state dict (torch.save(model.state_dict(), ...)) and load that"
+            ) from None
+        # torch's own text is advice about weights_only=False; the reason is the line after it
+        torch_advice = ("Weights only load failed", "Please file an issue", "Check the documentation")
+        lines = [
+            line.strip() for line in text.splitlines() if line.strip() and not line.startswith(torch_advice)
+        ]
+        reason = lines[0] if lines else type(exc).__name__
+        raise HRNetError(f"{name}: a corrupt or unreadable PyTorch file ({reason})") from None
 
 
 def read_checkpoint(source: Source) -> tuple[StateDict, str]:

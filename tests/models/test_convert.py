@@ -278,8 +278,22 @@ def test_read_checkpoint_errors(tmp_path: Path) -> None:
         read_checkpoint(tmp_path / "missing.pt")
     unsafe = tmp_path / "unsafe.pt"
     torch.save({"state_dict": {"w": torch.zeros(1)}, "args": argparse.Namespace(lr=0.1)}, unsafe)
-    with pytest.raises(HRNetError, match=r"unsafe\.pt.*weights_only"):
+    with pytest.raises(
+        HRNetError, match=r"unsafe\.pt: holds Python objects besides tensors \(argparse\.Namespace\)"
+    ):
         read_checkpoint(unsafe)
+    # not a torch.save file at all (a web page saved as .pth), and a corrupt pickle: the reason,
+    # not torch's advice to load with weights_only=False
+    (tmp_path / "page.pth").write_text("<html>Not Found</html>")
+    with pytest.raises(HRNetError, match=r"page\.pth: not a PyTorch checkpoint .*b'<html>No'") as err:
+        read_checkpoint(tmp_path / "page.pth")
+    assert "weights_only" not in str(err.value)
+    (tmp_path / "corrupt.pt").write_bytes(b"\x80\x02garbage")
+    with pytest.raises(
+        HRNetError, match=r"corrupt\.pt: a corrupt or unreadable PyTorch file \(Unsupported operand"
+    ) as err:
+        read_checkpoint(tmp_path / "corrupt.pt")
+    assert "weights_only" not in str(err.value)
     with pytest.raises(HRNetError, match="no state dict"):
         read_checkpoint({"epoch": 3, "optimizer": {"lr": 0.1}})
 
