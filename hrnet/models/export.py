@@ -435,10 +435,16 @@ class OnnxRuntimeModel(nn.Module):
 
     def _run(self, x: Tensor) -> list[Any]:
         shape = tuple(x.shape)
-        fixed = len(shape) == len(self.input_shape) and all(
-            not isinstance(d, int) or d == n for d, n in zip(self.input_shape, shape)
-        )
-        if not fixed:
+        batch = self.input_shape[0] if self.input_shape else None
+        if (
+            self.kind != "detections"
+            and isinstance(batch, int)
+            and len(shape) == len(self.input_shape)
+            and shape[0] != batch
+            and self._fits(shape[1:], self.input_shape[1:])
+        ):
+            return self._run_in_batches(x, batch)
+        if not self._fits(shape, self.input_shape):
             wanted = "x".join(str(d) if isinstance(d, int) else "*" for d in self.input_shape)
             raise HRNetError(
                 f"{self.file}: exported for inputs of {wanted}, got {'x'.join(map(str, shape))}; "
@@ -446,6 +452,27 @@ class OnnxRuntimeModel(nn.Module):
             )
         array = x.detach().to("cpu", torch.float32).contiguous().numpy()
         return self.session.run(self.keys, {self.input_name: array})
+
+    @staticmethod
+    def _fits(shape: tuple[int, ...], wanted: list[int | str]) -> bool:
+        return len(shape) == len(wanted) and all(
+            not isinstance(d, int) or d == n for d, n in zip(wanted, shape)
+        )
+
+    def _run_in_batches(self, x: Tensor, batch: int) -> list[Any]:
+        """A file exported with a fixed batch size run on any number of images: in batches of
+        its size, the last one padded with zeros (their outputs dropped). Every output of these
+        models is batch-first."""
+        import numpy as np
+
+        parts: list[list[Any]] = []
+        for start in range(0, x.shape[0], batch):
+            chunk = x[start : start + batch]
+            n = chunk.shape[0]
+            if n < batch:
+                chunk = torch.cat([chunk, chunk.new_zeros((batch - n, *chunk.shape[1:]))])
+            parts.append([out[:n] for out in self._run(chunk)])
+        return [np.concatenate(outs) for outs in zip(*parts)]
 
     def forward(self, images: Any) -> Any:
         if self.kind == "detections":

@@ -158,6 +158,18 @@ def test_fixed_shape_export_and_its_check(tmp_path: Path) -> None:
 
     runtime = OnnxRuntimeModel(tmp_path / "fixed.onnx")
     assert runtime(torch.zeros(1, 3, 64, 64)).shape == (1, 3)
+    # any number of images: run one at a time (batch 1 as exported), the same logits
+    images = torch.randn(3, 3, 64, 64)
+    together = runtime(images)
+    assert together.shape == (3, 3)
+    assert torch.allclose(together, torch.cat([runtime(images[i : i + 1]) for i in range(3)]))
+    # exported for batches of 2: 3 images are a batch of 2 and one padded with a zero image
+    export_onnx(
+        model, tmp_path / "two.onnx", task="classification", input_size=(64, 64), dynamic=False, batch_size=2
+    )
+    pairs = OnnxRuntimeModel(tmp_path / "two.onnx")
+    assert pairs.input_shape[0] == 2
+    assert torch.allclose(pairs(images), together, rtol=1e-4, atol=1e-5)
     with pytest.raises(
         HRNetError, match=r"fixed.onnx: exported for inputs of 1x3x64x64, got 1x3x64x80; export"
     ):
