@@ -27,6 +27,7 @@ training configuration and the class/keypoint names.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -130,6 +131,15 @@ def run(args: argparse.Namespace) -> int:
     )
     for shape, error in report.max_rel_error.items():
         print(f"ONNX Runtime vs PyTorch at {shape}: max relative error {error:.2e}")
+    if report.detections_compared == 0:
+        print(
+            "warning: the check's random images gave no box above the detector's score threshold, so no "
+            "box, score or mask was compared (only that both keep none); compare the file on real images: "
+            f"hrnet evaluate --checkpoint {report.path} beside the same evaluation of {loaded.path}",
+            file=sys.stderr,
+        )
+    elif report.detections_compared is not None:
+        print(f"ONNX Runtime vs PyTorch: {report.detections_compared} boxes compared")
     if args.mlflow:
         from hrnet.mlops.tracking import log_onnx
 

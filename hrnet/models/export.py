@@ -83,6 +83,10 @@ class ExportReport:
     folded_batchnorms: int
     # "NxCxHxW" of each checked input -> max relative error against PyTorch
     max_rel_error: dict[str, float] = field(default_factory=dict)
+    # detection: the boxes PyTorch kept on the check's inputs, each compared with the file's; 0
+    # means the boxes, scores and masks were not compared at all (random inputs rarely give a
+    # trained detector a box above its score threshold), only that both keep none
+    detections_compared: int | None = None
 
 
 def _rel_error(actual: Any, expected: Tensor) -> float:
@@ -266,7 +270,7 @@ def export_onnx(
     )
     if check:
         try:
-            report.max_rel_error = _check(
+            report.max_rel_error, report.detections_compared = _check(
                 tmp,
                 reference,
                 task,
@@ -306,11 +310,13 @@ def _check(
     batch_size: int,
     in_chans: int,
     dynamic: bool,
-) -> dict[str, float]:
-    """Max relative error of the ONNX file against the (unfolded) PyTorch model per input size."""
+) -> tuple[dict[str, float], int | None]:
+    """Max relative error of the ONNX file against the (unfolded) PyTorch model per input size,
+    and (detection) the number of boxes compared."""
     runtime = OnnxRuntimeModel(file)
     gen = torch.Generator().manual_seed(1)
     errors: dict[str, float] = {}
+    compared: int | None = 0 if task == "detection" else None
     for i, (h, w) in enumerate(sizes):
         with torch.no_grad():
             if task == "detection":
@@ -335,6 +341,7 @@ def _check(
                             f"{mask_error:.2e} (> {MASK_ATOL:.0e} absolute; {h}x{w} input)"
                         )
                 errors[f"{in_chans}x{h}x{w}"] = error
+                compared = (compared or 0) + len(expected["boxes"])
             else:
                 n = batch_size + (1 if dynamic and i > 0 else 0)
                 images = torch.randn(n, in_chans, h, w, generator=gen)
@@ -345,7 +352,7 @@ def _check(
                 else:
                     error = _rel_error(actual, expected)
                 errors[f"{n}x{in_chans}x{h}x{w}"] = error
-    return errors
+    return errors, compared
 
 
 # --------------------------------------------------------------------------------------------

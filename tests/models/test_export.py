@@ -253,3 +253,25 @@ def test_export_mlflow_needs_a_run_folder(
     assert hrnet_main(["export", str(pt), "--out", str(tmp_path / "m.onnx"), "--mlflow"]) == 2
     assert "not a run folder with an MLflow run" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_detector_check_says_how_many_boxes_it_compared(
+    exported: dict[str, tuple[Path, Path]], tmp_path: Path
+) -> None:
+    """A check whose random images give no box above the score threshold compares no box: the
+    report says 0, not a pass with nothing behind it."""
+    pt, _ = exported["detection"]
+    model = load_model(pt, device=CPU, fast=False).model
+    report = export_onnx(model, tmp_path / "det.onnx", task="detection", input_size=(64, 64), dynamic=False)
+    assert report.detections_compared and report.detections_compared > 0
+    model.roi_heads.score_thresh = 1.01  # keeps nothing
+    silent = export_onnx(model, tmp_path / "none.onnx", task="detection", input_size=(64, 64), dynamic=False)
+    assert silent.detections_compared == 0
+    classifier = export_onnx(
+        load_model(exported["classification"][0], device=CPU, fast=False).model,
+        tmp_path / "cls.onnx",
+        task="classification",
+        input_size=(64, 64),
+        dynamic=False,
+    )
+    assert classifier.detections_compared is None
