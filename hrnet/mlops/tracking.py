@@ -92,9 +92,21 @@ def _server_problem(uri: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
     parsed = urllib.parse.urlparse(uri)
     if parsed.scheme not in ("http", "https"):
         return None
-    url = uri.rstrip("/") + "/health"
+    # credentials in the URI (http://user:password@host) go into a Basic header, as MLflow's
+    # client (requests) sends them; urllib would take them for part of the host
+    host = parsed.hostname or ""
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{parsed.port}" if parsed.port else "")
+    url = urllib.parse.urlunparse(parsed._replace(netloc=netloc)).rstrip("/") + "/health"
+    request = urllib.request.Request(url)
+    if parsed.username is not None:
+        import base64
+
+        user = urllib.parse.unquote(parsed.username)
+        password = urllib.parse.unquote(parsed.password or "")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(url, timeout=timeout):
+        with urllib.request.urlopen(request, timeout=timeout):
             return None
     except urllib.error.HTTPError:
         return None  # something answers (a proxy without /health...): let MLflow talk to it
@@ -113,7 +125,16 @@ def check_server(uri: str, *, offline_flag: str | None = "--no-mlflow") -> None:
         "start it with infra/start-mlflow.sh (or point --tracking-uri / MLFLOW_TRACKING_URI at one that runs)"
     )
     ways += f", or run without MLflow: {offline_flag}" if offline_flag else ""
-    raise HRNetError(f"MLflow tracking server {uri} does not answer ({problem}): {ways}")
+    raise HRNetError(f"MLflow tracking server {redacted(uri)} does not answer ({problem}): {ways}")
+
+
+def redacted(uri: str) -> str:
+    """``uri`` with the password of its credentials (``user:password@``) shown as ``***``."""
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.password is None:
+        return uri
+    user, _, hostport = parsed.netloc.rpartition("@")
+    return urllib.parse.urlunparse(parsed._replace(netloc=f"{user.split(':', 1)[0]}:***@{hostport}"))
 
 
 @contextlib.contextmanager
@@ -238,10 +259,10 @@ class Tracker:
         except Exception as exc:  # answered /health, then failed: still before training
             limits.exit()
             raise HRNetError(
-                f"MLflow tracking server {uri}: cannot open the run ({_short(exc)}); "
+                f"MLflow tracking server {redacted(uri)}: cannot open the run ({_short(exc)}); "
                 "run without MLflow: --no-mlflow"
             ) from None
-        print(f"MLflow run {run_id} on {uri}{_run_link(uri, tracker)}", flush=True)
+        print(f"MLflow run {run_id} on {redacted(uri)}{_run_link(uri, tracker)}", flush=True)
         tracker._start_system_metrics(uri)
         return tracker
 
@@ -266,7 +287,7 @@ class Tracker:
         except Exception as exc:  # mlflow raises MlflowException / RestException subclasses
             limits.exit()
             raise HRNetError(
-                f"{run_dir / RUN_FILE}: run {record['run_id']} not found on {uri}: {_short(exc)}"
+                f"{run_dir / RUN_FILE}: run {record['run_id']} not found on {redacted(uri)}: {_short(exc)}"
             ) from None
         tracker = cls(client, record["run_id"], run_dir, uri)
         tracker._limits = limits
@@ -289,7 +310,7 @@ class Tracker:
             self._offline_since = step if step is not None else -1
             at = f" at step {step}" if step is not None else ""
             _warn(
-                f"MLflow tracking server {self.uri} failed{at} ({what}: {_short(exc)}). The work goes "
+                f"MLflow tracking server {redacted(self.uri)} failed{at} ({what}: {_short(exc)}). The work goes "
                 f"on; the metrics are on disk ({self.run_dir / 'history.json'}, metrics.json) and "
                 f"will not be in MLflow run {self.run_id} from here on."
             )
@@ -398,7 +419,7 @@ class Tracker:
         self._stop_system_metrics(join=not self.offline)
         if self.offline and not self._back_online():
             _warn(
-                f"MLflow run {self.run_id} stays RUNNING on {self.uri} (the server does not answer); "
+                f"MLflow run {self.run_id} stays RUNNING on {redacted(self.uri)} (the server does not answer); "
                 f"the outputs are in {self.run_dir}"
             )
         else:
@@ -633,7 +654,9 @@ def download_model(uri: str, dst: str | Path, tracking_uri: str | None = None) -
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
     except Exception as exc:
-        raise HRNetError(f"{uri}: cannot download the model from {tracking}: {_short(exc)}") from None
+        raise HRNetError(
+            f"{uri}: cannot download the model from {redacted(str(tracking))}: {_short(exc)}"
+        ) from None
     finally:
         limits.exit()
     if not local.is_dir():
@@ -673,7 +696,7 @@ def _run_link(uri: str, tracker: Tracker) -> str:
         experiment_id = tracker.client.get_run(tracker.run_id).info.experiment_id
     except Exception:
         return ""
-    base = uri.rstrip("/")
+    base = redacted(uri).rstrip("/")
     return f" (UI: {base}/#/experiments/{experiment_id}/runs/{tracker.run_id}?workflowType=machine_learning)"
 
 

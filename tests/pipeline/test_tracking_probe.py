@@ -1,0 +1,61 @@
+"""The tracking server probe (`hrnet train/evaluate/register` before any work): credentials in
+the URI are sent as MLflow's client sends them, and never printed."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from hrnet.errors import HRNetError
+from hrnet.mlops.tracking import _server_problem, check_server, redacted
+from tests.loopback import free_port
+
+USER, PASSWORD = "zoo", "s3cr:et@1"  # ':' and '@' percent-encoded in the URI
+
+
+@contextmanager
+def health_server() -> Iterator[int]:
+    """A /health endpoint on 127.0.0.1 behind HTTP Basic auth; yields its port."""
+    wanted = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            ok = self.path == "/health" and self.headers.get("Authorization") == wanted
+            self.send_response(200 if ok else 401)
+            self.end_headers()
+            self.wfile.write(b"OK" if ok else b"")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_credentials_in_the_uri_reach_the_server() -> None:
+    with health_server() as port:
+        uri = f"http://{USER}:s3cr%3Aet%401@127.0.0.1:{port}"
+        assert _server_problem(uri) is None
+        check_server(uri)  # answers: no error
+
+
+def test_a_server_that_is_down_is_named_without_its_password() -> None:
+    uri = f"http://{USER}:s3cr%3Aet%401@127.0.0.1:{free_port()}/"
+    with pytest.raises(HRNetError) as err:
+        check_server(uri)
+    message = str(err.value)
+    assert f"http://{USER}:***@127.0.0.1:" in message and "does not answer" in message
+    assert "s3cr" not in message
+    assert redacted("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert redacted("https://a:b@host/path") == "https://a:***@host/path"
