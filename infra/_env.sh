@@ -28,6 +28,20 @@ gpu_count() {
   echo "$n"
 }
 
+# port_free HOST PORT NAME: fail, before starting NAME, when something already listens on
+# HOST:PORT (its health check would answer for a server that never started).
+port_free() {
+  local host="$1" port="$2" name="$3"
+  [[ "$host" == "0.0.0.0" ]] && host=127.0.0.1
+  if python -c 'import socket, sys
+with socket.socket() as s:
+    s.settimeout(1)
+    sys.exit(0 if s.connect_ex((sys.argv[1], int(sys.argv[2]))) == 0 else 1)' "$host" "$port"; then
+    echo "error: $host:$port is taken (something already listens there): stop it, or start $name on another port" >&2
+    return 1
+  fi
+}
+
 # wait_http URL PID NAME: wait until URL answers 2xx, at most START_TIMEOUT seconds; fail early
 # if process PID exits. Uses the venv's Python (no curl needed).
 wait_http() {

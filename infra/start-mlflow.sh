@@ -30,6 +30,7 @@ fi
 
 # the URI without its password, if one was put there (use ~/.pgpass instead)
 backend_shown="$(sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#' <<<"$MLFLOW_BACKEND_STORE_URI")"
+port_free "$HOST" "$PORT" "mlflow server (MLFLOW_PORT=...)" || exit 1
 echo "starting the MLflow server on http://$HOST:$PORT (backend $backend_shown," \
   "artifacts $MLFLOW_ARTIFACTS_DESTINATION)"
 start_service mlflow server \

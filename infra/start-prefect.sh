@@ -25,6 +25,7 @@ else
 fi
 export PREFECT_API_URL="http://$CLIENT_HOST:$PORT/api"
 
+port_free "$HOST" "$PORT" "the Prefect server (PREFECT_PORT=...)" || exit 1
 echo "starting the Prefect server on http://$HOST:$PORT (database in ${PREFECT_HOME:-$HOME/.prefect})"
 start_service prefect server start --host "$HOST" --port "$PORT"
 server=$SERVICE_PID

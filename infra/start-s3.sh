@@ -12,6 +12,7 @@ CLIENT_HOST="$HOST"
 # moto accepts any key; these dummy ones are only used when none are set (never real ones)
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}"
 
+port_free "$HOST" "$PORT" "the S3 endpoint (S3_PORT=...)" || exit 1
 echo "starting the S3 endpoint (moto) on http://$HOST:$PORT"
 start_service moto_server -H "$HOST" -p "$PORT"
 server=$SERVICE_PID

@@ -28,12 +28,18 @@ def free_port() -> int:
 
 @contextmanager
 def mlflow_server(
-    root: Path, *, artifacts: str | None = None, env: dict[str, str] | None = None, timeout: float = 120
+    root: Path,
+    *,
+    artifacts: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    port: int | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """A real ``mlflow server`` on 127.0.0.1 (sqlite backend in ``root``, artifacts proxied to
     ``artifacts``, a folder in ``root`` by default) in its own process group; yields its URL
-    and process, and stops the whole group at the end (also when the test fails)."""
-    port = free_port()
+    and process, and stops the whole group at the end (also when the test fails). ``port``:
+    a given one (a server started again where it was), else a free one."""
+    port = port or free_port()
     log_path = root / "server.log"
     log = log_path.open("w")
     proc = subprocess.Popen(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -135,13 +138,22 @@ def run(args: argparse.Namespace) -> int:
     if is_main and not args.no_mlflow:
         tracker = _start_tracking(args, cfg)
     try:
-        result = train(
-            cfg,
-            out_dir=args.out,
-            resume=args.resume,
-            log=tracker.log_metrics if tracker else None,
-            progress=args.progress,
+        with _terminate_as_interrupt():
+            result = train(
+                cfg,
+                out_dir=args.out,
+                resume=args.resume,
+                log=tracker.log_metrics if tracker else None,
+                progress=args.progress,
+            )
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (a scheduler, a cancelled flow run, torchrun)
+        if tracker is not None:
+            tracker.finish("KILLED")
+        print(
+            f"train: stopped; the last checkpoint is in {args.out / 'checkpoints'} (--resume)",
+            file=sys.stderr,
         )
+        raise
     except BaseException:
         if tracker is not None:
             tracker.finish("FAILED")
@@ -153,6 +165,27 @@ def run(args: argparse.Namespace) -> int:
         tracker.log_training_outputs(args.out)
         tracker.finish("FINISHED")
     return 0
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt while training (main thread only), so the MLflow run is
+    marked KILLED instead of staying RUNNING when the process is terminated."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _start_tracking(

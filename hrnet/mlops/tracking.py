@@ -291,7 +291,79 @@ class Tracker:
             ) from None
         tracker = cls(client, record["run_id"], run_dir, uri)
         tracker._limits = limits
+        if isinstance(record.get("pending"), dict):
+            tracker._close_pending(record)
         return tracker
+
+    def _close_pending(self, record: dict[str, Any]) -> None:
+        """The run's training ended while the server was down (``pending`` in the run file):
+        log the step metrics the server missed (from ``history.json``), mark the run as the
+        training ended, and drop ``pending`` from the run file."""
+        pending = record["pending"]
+        status = str(pending.get("status", "FINISHED"))
+        since = pending.get("from_step")
+        restored = self._restore_history(since if isinstance(since, int) else None)
+        self._call("closing the run", lambda: self.client.set_terminated(self.run_id, status=status))
+        if self.offline:
+            return  # still pending: the next evaluate/register tries again
+        write_json_atomic(
+            self.run_dir / RUN_FILE, {k: v for k, v in record.items() if k != "pending"}, indent=2
+        )
+        print(
+            f"MLflow run {self.run_id}: closed as {status} (the server was down when training ended); "
+            f"{restored} steps of metrics logged from {self.run_dir / 'history.json'}",
+            flush=True,
+        )
+
+    def _restore_history(self, since: int | None) -> int:
+        """Log the step metrics of ``history.json`` from step ``since`` on (all steps when None)
+        that the run does not hold yet; returns the number of steps logged."""
+        import time
+
+        path = self.run_dir / "history.json"
+        if not path.is_file():
+            return 0
+        history = load_json(path)
+        entries = [
+            h
+            for h in (history if isinstance(history, list) else [])
+            if isinstance(h, dict)
+            and isinstance(h.get("step"), int)
+            and (since is None or h["step"] >= since)
+        ]
+        keys = [k for k in (entries[0] if entries else {}) if k != "step"]
+        if not keys:
+            return 0
+        known = self._call(
+            "reading the metric history", lambda: self.client.get_metric_history(self.run_id, keys[0])
+        )
+        if known is None:
+            return 0
+        logged = {m.step for m in known}
+        now = int(time.time() * 1000)
+        missing = [h for h in entries if h["step"] not in logged]
+        batch = [
+            Metric(k, float(v), now, h["step"])
+            for h in missing
+            for k, v in h.items()
+            if k != "step" and isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        ]
+        for start in range(0, len(batch), 1000):  # MLflow's limit per log_batch
+            chunk = batch[start : start + 1000]
+            self._call(
+                "logging the missed metrics",
+                lambda chunk=chunk: self.client.log_batch(self.run_id, metrics=chunk),
+            )
+        if self.offline:
+            return 0
+        if missing:
+            self.set_tags({"hrnet.metrics_restored": f"{len(missing)} steps from history.json"})
+            run = self._call("reading the run", lambda: self.client.get_run(self.run_id))
+            if run is not None and "hrnet.metrics_incomplete" in run.data.tags:  # complete again
+                self._call(
+                    "clearing a tag", lambda: self.client.delete_tag(self.run_id, "hrnet.metrics_incomplete")
+                )
+        return len(missing)
 
     # -- logging ---------------------------------------------------------------------------
 
@@ -417,14 +489,30 @@ class Tracker:
         """Stop system metrics and mark the run ``FINISHED`` / ``FAILED`` / ``KILLED``. Never
         raises (it also runs while a failed training unwinds)."""
         self._stop_system_metrics(join=not self.offline)
+        since = self._offline_since
         if self.offline and not self._back_online():
+            self._record_pending(status, since)
             _warn(
                 f"MLflow run {self.run_id} stays RUNNING on {redacted(self.uri)} (the server does not answer); "
-                f"the outputs are in {self.run_dir}"
+                f"the outputs are in {self.run_dir}. Once the server answers, hrnet evaluate or register "
+                f"on this folder marks the run {status} and logs the metrics it missed"
             )
         else:
             self._call("closing the run", lambda: self.client.set_terminated(self.run_id, status=status))
         self.close()
+
+    def _record_pending(self, status: str, since: int | None) -> None:
+        """Note in the run file how the training ended, for :meth:`attach` to tell the server."""
+        path = self.run_dir / RUN_FILE
+        try:
+            record = load_json(path) if path.is_file() else {"run_id": self.run_id, "tracking_uri": self.uri}
+            record["pending"] = {
+                "status": status,
+                "from_step": since if since is not None and since >= 0 else None,
+            }
+            write_json_atomic(path, record, indent=2)
+        except (OSError, HRNetError) as exc:  # never raises: it runs while a training unwinds
+            _warn(f"{path}: cannot record the run's pending status ({exc})")
 
     def close(self) -> None:
         """Done with the run without changing its status (evaluate, register)."""
@@ -440,6 +528,8 @@ class Tracker:
         since = self._offline_since
         self._offline_since = None
         self.set_tags({"hrnet.metrics_incomplete": f"from step {since}" if since and since >= 0 else "true"})
+        # the steps the server missed are in history.json once training has ended
+        self._restore_history(since if since is not None and since >= 0 else None)
         return not self.offline
 
     def _start_system_metrics(self, uri: str) -> None:

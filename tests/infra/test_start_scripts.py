@@ -259,6 +259,28 @@ def test_worker_without_server_fails_fast(tmp_path: Path) -> None:
     assert "no Prefect server at" in proc.stderr and "infra/start-prefect.sh" in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("script", "port_var"),
+    [("start-s3.sh", "S3_PORT"), ("start-mlflow.sh", "MLFLOW_PORT"), ("start-prefect.sh", "PREFECT_PORT")],
+)
+def test_a_taken_port_is_refused_before_starting(tmp_path: Path, script: str, port_var: str) -> None:
+    """Another server on the port: the script says so and exits, instead of taking that
+    server's health check for its own and reporting a start that did not happen."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = script_env(tmp_path, **{port_var: str(port)})
+        proc = subprocess.run(
+            [str(INFRA / script)], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
+        )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"127.0.0.1:{port} is taken" in proc.stderr and port_var in proc.stderr
+    assert "starting" not in proc.stdout
+
+
 def test_torchrun_node_without_gpus_runs_one_cpu_process(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)

@@ -141,3 +141,70 @@ def test_training_survives_the_server_dying(digits: Path, tmp_path: Path) -> Non
     assert [h["step"] for h in history] == list(range(1, 401))
     assert output.count("will not be in MLflow") == 1, output  # one warning, not one per step
     assert "Traceback" not in output.split("will not be in MLflow")[0], output
+    # the server back where it was: the next evaluate closes the run and logs what it missed
+    pending = json.loads((run / "mlflow_run.json").read_text())["pending"]
+    assert pending["status"] == "FINISHED" and pending["from_step"] >= 3, pending
+    port = int(uri.rsplit(":", 1)[1])
+    with mlflow_server(tmp_path / "mlflow", port=port) as (again, _):
+        assert again == uri
+        evaluated = subprocess.run(
+            [sys.executable, "-m", "hrnet.cli", "evaluate", "--run-dir", str(run), "--workers", "0"],
+            cwd=tmp_path,
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
+        assert "closed as FINISHED" in evaluated.stdout, evaluated.stdout
+        client = MlflowClient(uri)
+        restored = client.get_run(run_id)
+        assert restored.info.status == "FINISHED"
+        assert sorted(m.step for m in client.get_metric_history(run_id, "train/loss")) == list(range(1, 401))
+        assert "hrnet.metrics_restored" in restored.data.tags and "eval/top1" in restored.data.metrics
+    assert "pending" not in json.loads((run / "mlflow_run.json").read_text())
+
+
+def test_a_terminated_training_marks_its_run_killed(digits: Path, tmp_path: Path) -> None:
+    """SIGTERM (a scheduler, a cancelled flow run) mid-training: the MLflow run ends KILLED,
+    not RUNNING forever, and the checkpoint written so far stays for --resume."""
+    from mlflow.tracking import MlflowClient
+
+    run = tmp_path / "run"
+    (tmp_path / "mlflow").mkdir()
+    with mlflow_server(tmp_path / "mlflow") as (uri, _):
+        log = (tmp_path / "train.log").open("w")
+        train = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "hrnet.cli", "train", "--out", str(run)),
+                *train_flags(digits, 400),
+                *("--checkpoint-every", "2", "--tracking-uri", uri, "--row", "terminated"),
+            ],
+            cwd=tmp_path,
+            env=cli_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            client = MlflowClient(uri)
+            deadline = time.monotonic() + 120
+            while True:
+                record = run / "mlflow_run.json"
+                if record.is_file() and (run / "checkpoints" / "last.pt").is_file():
+                    run_id = json.loads(record.read_text())["run_id"]
+                    if client.get_metric_history(run_id, "train/loss"):
+                        break
+                assert train.poll() is None, (tmp_path / "train.log").read_text()
+                assert time.monotonic() < deadline, (tmp_path / "train.log").read_text()
+                time.sleep(0.5)
+            train.terminate()
+            code = train.wait(timeout=60)
+        finally:
+            if train.poll() is None:
+                train.kill()
+            log.close()
+        output = (tmp_path / "train.log").read_text()
+        assert code != 0 and "Traceback" not in output, output
+        assert "stopped; the last checkpoint is in" in output, output
+        assert client.get_run(run_id).info.status == "KILLED"
+    assert (run / "checkpoints" / "last.pt").is_file() and not (run / "model.pt").exists()
