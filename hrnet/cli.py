@@ -55,12 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _red(text: str) -> str:
-    """``text`` in red on a terminal (not in a log file or a pipe, nor with NO_COLOR set)."""
-    import os
+    from hrnet.errors import coloured
 
-    if sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
-        return f"\033[31m{text}\033[0m"
-    return text
+    return coloured(text, 31)
 
 
 def main(argv: list[str] | None = None) -> int:

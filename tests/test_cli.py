@@ -58,3 +58,12 @@ def test_every_hrnet_command_in_the_readme_parses() -> None:
             parser.parse_args(shlex.split(line)[1:])
         except SystemExit:
             raise AssertionError(f"README: {line}") from None
+
+
+def test_stray_arguments_of_pipeline_are_refused(capsys) -> None:
+    from hrnet.cli import main
+
+    assert main(["pipeline", "sync", "check"]) == 2  # not a silent `sync` that rewrites the files
+    assert "did you mean --check?" in capsys.readouterr().err
+    assert main(["pipeline", "deps", "train", "--check"]) == 2
+    assert "--check goes with pipeline sync" in capsys.readouterr().err

@@ -93,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
         from hrnet.mlops.tracking import check_server, read_run_file, resolve_tracking_uri
 
         recorded = read_run_file(Path(args.model)).get("tracking_uri")
-        check_server(args.tracking_uri or recorded or resolve_tracking_uri())
+        check_server(
+            args.tracking_uri or recorded or resolve_tracking_uri(), offline_flag="leave out --mlflow"
+        )
 
     with tempfile.TemporaryDirectory(prefix="hrnet-export-") as tmp:
         source: str | Path = args.model

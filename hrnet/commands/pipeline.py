@@ -28,11 +28,17 @@ def run(args: argparse.Namespace) -> int:
     from hrnet.errors import HRNetError
     from hrnet.mlops import pipeline
 
+    if args.action == "deps" and args.check:
+        raise HRNetError("--check goes with pipeline sync, not deps")
     if args.action == "deps":
         if args.command not in pipeline._COMMANDS:
             raise HRNetError(f"pipeline deps: name one of {', '.join(pipeline._COMMANDS)}")
         print("\n".join(pipeline.command_deps(args.command)))
         return 0
+    if args.command is not None:  # `hrnet pipeline sync check`: not silently a plain sync
+        raise HRNetError(
+            f"pipeline sync takes no argument, got {args.command!r} (did you mean --{args.command}?)"
+        )
     try:
         stale = pipeline.sync(args.root, check=args.check)
     except HRNetError as exc:

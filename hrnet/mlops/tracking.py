@@ -181,7 +181,9 @@ def _artifact_timeout() -> Iterator[None]:
 
 
 def _warn(message: str) -> None:
-    print(f"\033[33mwarning:\033[0m {message}", file=sys.stderr, flush=True)
+    from hrnet.errors import coloured
+
+    print(f"{coloured('warning:', 33)} {message}", file=sys.stderr, flush=True)
 
 
 class Tracker:
@@ -820,10 +822,15 @@ def _metric_value(run_dir: Path, metric: str) -> float:
     if not path.is_file():
         raise HRNetError(f"{path}: not found; run `hrnet evaluate --run-dir {run_dir}` first")
     value: Any = load_json(path)
+    # how the evaluation ran (settings, timings, counts) is not a score to rank models by
+    not_scores = ("eval_settings", "eval_seconds", "num_", "epoch", "step")
+    if metric.startswith(not_scores):
+        scores = ", ".join(k for k in _flatten(value) if not k.startswith(not_scores))
+        raise HRNetError(f"{path}: {metric!r} is a setting or a count, not a score (scores: {scores})")
     for part in metric.split("."):
         if not isinstance(value, dict) or part not in value:
-            keys = ", ".join(k for k, v in _flatten(load_json(path)).items())
-            raise HRNetError(f"{path}: no metric {metric!r} (numeric keys: {keys})")
+            keys = ", ".join(k for k, v in _flatten(load_json(path)).items() if not k.startswith(not_scores))
+            raise HRNetError(f"{path}: no metric {metric!r} (scores: {keys})")
         value = value[part]
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise HRNetError(f"{path}: metric {metric!r} is not a number ({value!r})")

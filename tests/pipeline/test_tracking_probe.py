@@ -59,3 +59,26 @@ def test_a_server_that_is_down_is_named_without_its_password() -> None:
     assert "s3cr" not in message
     assert redacted("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
     assert redacted("https://a:b@host/path") == "https://a:***@host/path"
+
+
+def test_warnings_are_plain_text_off_a_terminal(capsys) -> None:
+    """In a log file or a pipe (pytest's capture here) no colour codes."""
+    from hrnet.mlops.tracking import _warn
+
+    _warn("the server went away")
+    assert capsys.readouterr().err == "warning: the server went away\n"
+
+
+def test_register_compares_scores_not_settings_or_timings(tmp_path) -> None:
+    import json
+
+    from hrnet.mlops.tracking import _metric_value
+
+    metrics = {"top1": 0.9, "num_images": 10, "eval_seconds": 2.5, "eval_settings": {"batch_size": 16}}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    assert _metric_value(tmp_path, "top1") == 0.9
+    for key in ("eval_seconds", "eval_settings.batch_size", "num_images"):
+        with pytest.raises(
+            HRNetError, match=f"'{key}' is a setting or a count, not a score \\(scores: top1\\)"
+        ):
+            _metric_value(tmp_path, key)
