@@ -296,10 +296,6 @@ def train(
     # -- processes, device, randomness -----------------------------------------------------
     dist_info, device = distributed.setup(cfg.device)
     set_determinism(cfg)
-    if dist_info.is_main:
-        from hrnet.data.io import write_json_atomic
-
-        write_json_atomic(out_dir / "config.json", cfg.to_dict(), indent=2)
 
     # -- data ------------------------------------------------------------------------------
     train_set = task.dataset(cfg, cfg.train_split, train=True)
@@ -372,6 +368,11 @@ def train(
             print(
                 f"resuming {last_path} at step {step}/{total_steps} (epoch {epoch}, batch {batch_in_epoch})"
             )
+
+    if dist_info.is_main:  # now that the data, model and resume are accepted (a refusal keeps the old one)
+        from hrnet.data.io import write_json_atomic
+
+        write_json_atomic(out_dir / "config.json", cfg.to_dict(), indent=2)
 
     ddp_model: nn.Module = model
     if dist_info.distributed:

@@ -407,6 +407,16 @@ def test_init_from_a_task_checkpoint_reinitialises_only_the_class_layers(
         train(other, out_dir=tmp_path / "other", progress=False)
 
 
+def test_a_refused_resume_keeps_the_runs_config(tiny_folder, tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), *tiny_train_flags(tiny_folder), "--iters", "2"]) == 0
+    before = (run / "config.json").read_bytes()
+    flags = [*tiny_train_flags(tiny_folder), "--iters", "4", "--lr", "0.5", "--resume"]
+    assert main(["train", "--out", str(run), *flags]) == 2
+    assert "cannot resume, the configuration changed (lr: 0.02 -> 0.5" in capsys.readouterr().err
+    assert (run / "config.json").read_bytes() == before  # the run's config is still the one it ran with
+
+
 def test_resume_takes_the_same_data_written_another_way(tmp_path, monkeypatch) -> None:
     from hrnet.engine.config import TrainConfig
     from hrnet.engine.train import _check_resumable
