@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out",
         type=Path,
         default=None,
-        help="output folder (default: the run folder, or the checkpoint's folder); with --run-dir, an "
+        help="output folder (default: the run folder, the checkpoint's folder, or for --weights "
+        "runs/published/<row or model>, which also holds the imported model.pt); with --run-dir, an "
         "evaluation written elsewhere is logged to the run's MLflow run under eval-<folder name>/",
     )
     parser.add_argument(

@@ -196,11 +196,18 @@ def evaluate_run(
     ours = evaluation_of({"split": ecfg.split, "dataset": loaded.config.data, "eval_settings": vars(ecfg)})
     if not replace:
         _refuse_replacing(out_dir / "metrics.json", ours)
+    created = [d for d in (out_dir, out_dir / "plots") if not d.exists()]
     (out_dir / "plots").mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
-    with torch.inference_mode():
-        metrics = loaded.task.evaluate(loaded.model, loaded.config, ecfg, loaded.info, device, out_dir)
+    try:
+        with torch.inference_mode():
+            metrics = loaded.task.evaluate(loaded.model, loaded.config, ecfg, loaded.info, device, out_dir)
+    except BaseException:
+        for folder in reversed(created):  # a failed evaluation leaves no empty folder of its own
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
     plots.training_curves(out_dir / "history.json", out_dir / "plots" / "training_loss.png")
     seconds = time.perf_counter() - started
     metrics = {

@@ -231,6 +231,9 @@ def test_train_then_evaluate(tiny_folder, tmp_path, capsys) -> None:
     assert main([*other, "--replace"]) == 0
     assert json.loads((run / "metrics.json").read_text())["split"] == "train"
     assert main(["evaluate", "--run-dir", str(run), "--workers", "0", "--no-mlflow", "--replace"]) == 0
+    missing = ["evaluate", "--run-dir", str(run), "--split", "nope", "--out", str(tmp_path / "nope")]
+    assert main([*missing, "--workers", "0", "--no-mlflow"]) == 2  # a split that is not there
+    assert not (tmp_path / "nope").exists()  # no empty folders left behind
     (tmp_path / "a-file").write_text("")  # --out naming a file: the path and the reason, no traceback
     assert main(["evaluate", "--run-dir", str(run), "--out", str(tmp_path / "a-file"), "--no-mlflow"]) == 2
     assert f"{tmp_path / 'a-file'}" in capsys.readouterr().err
