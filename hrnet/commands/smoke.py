@@ -9,7 +9,14 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("rows", nargs="*", help="paper row ids (default: every runnable row)")
     parser.add_argument("--out", type=Path, default=Path("reports/smoke"), help="summary.json and the report")
-    parser.add_argument("--work", type=Path, default=None, help="keep the project copy and the mirror here")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="keep the project copy (WORK/project, replaced by the next smoke) and the mirror here; each "
+        "finished row's weight files (.pt, their DVC cache and MLflow copies) are deleted to save disk, its "
+        "metrics, registry entry and report line stay",
+    )
     parser.add_argument(
         "--tracking-uri", default=None, help="MLflow tracking URI (default: SQLite in the copy)"
     )

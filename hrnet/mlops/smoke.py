@@ -81,6 +81,9 @@ class SmokeResult:
     log: str = ""
 
 
+SMOKE_MARK = ".hrnet-smoke"  # in the project copy of --work: the next smoke may replace it
+
+
 def _input_size(task: str, size: Sequence[int]) -> list[int]:
     fixed = SMOKE_INPUT.get(task)
     if fixed is not None:
@@ -392,9 +395,14 @@ def run_smoke(
     base = Path(tmp.name if tmp is not None else work).resolve()
     try:
         project, mirror_dir = base / "project", base / "mirror"
-        if project.exists():
+        if project.exists():  # an earlier smoke's copy is replaced; anything else is not touched
+            if not (project / SMOKE_MARK).is_file():
+                raise HRNetError(
+                    f"smoke --work {work}: {project} exists and is not a copy an earlier smoke made"
+                )
             shutil.rmtree(project)
         project.mkdir(parents=True)
+        (project / SMOKE_MARK).write_text("made by hrnet smoke; replaced by the next one\n")
         mirror_dir.mkdir(parents=True, exist_ok=True)
         _copy_project(root, project)
         checksums = _write_mirror(in_params, suite, mirror_dir)

@@ -73,6 +73,16 @@ ONE_PER_TASK = [
 
 
 @pytest.mark.timeout(1800)
+def test_work_folder_replaces_only_a_copy_smoke_made(tmp_path) -> None:
+    from hrnet.errors import HRNetError
+
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "notes.txt").write_text("mine")
+    with pytest.raises(HRNetError, match="project exists and is not a copy an earlier smoke made"):
+        run_smoke(["cls_hrnet_w18_small"], root=ROOT, work=tmp_path, out=tmp_path / "out", progress=False)
+    assert (tmp_path / "project" / "notes.txt").read_text() == "mine"
+
+
 def test_one_row_of_every_task_registers(tmp_path) -> None:
     """Five whole chains (227 s together in a fresh-clone CI run on the 2-core machine)."""
     _check_chains(ONE_PER_TASK, tmp_path)
