@@ -222,6 +222,18 @@ def test_an_image_size_that_is_not_a_number_is_a_record_not_a_traceback(tmp_path
     assert not report.success
 
 
+def test_a_string_id_is_shown_as_a_string(tmp_path):
+    """image_id "1" for the image 1: the message must show why they differ."""
+    write_json(
+        tmp_path / "annotations" / "instances_train.json",
+        {"images": [_image(1, "a.png")], "annotations": [_box(3, "1", [1, 1, 2, 2])], "categories": CATEGORIES},
+    )
+    report = validate_dataset("coco_instances", root=tmp_path, split="train")
+    assert ("annotation id=3 (image id='1')", "annotation refers to an image id not in 'images': '1'") in [
+        (f.record, f.reason) for f in report.failures
+    ]
+
+
 def test_empty_dataset(tmp_path):
     write_json(
         tmp_path / "annotations" / "instances_train.json", {"images": [], "annotations": [], "categories": []}

@@ -147,7 +147,7 @@ def _coco(root: Path, split: str, options: dict[str, Any], *, keypoints: bool) -
             continue
         category_ids.append(category["id"])
         categories.rows.append(
-            {"file": json_name, "record": f"category id={category['id']}", "category_id": category["id"]}
+            {"file": json_name, "record": f"category id={category['id']!r}", "category_id": category["id"]}
         )
         if keypoints and isinstance(category.get("keypoints"), list) and category["keypoints"]:
             expected_length = 3 * len(category["keypoints"])
@@ -166,7 +166,7 @@ def _coco(root: Path, split: str, options: dict[str, Any], *, keypoints: bool) -
         if claimed:  # a size that is not a positive number: nothing to compare the file and boxes with
             what = ", ".join(f"{k} {image[k]!r}" for k in claimed)
             dataset.failures.append(
-                Failure(json_name, f"image id={image['id']}", f"{what}: not a positive number")
+                Failure(json_name, f"image id={image['id']!r}", f"{what}: not a positive number")
             )
             continue
         path = image_dir / str(image["file_name"])
@@ -177,7 +177,7 @@ def _coco(root: Path, split: str, options: dict[str, Any], *, keypoints: bool) -
         images.rows.append(
             {
                 "file": rel(path, root),
-                "record": f"image id={image['id']}",
+                "record": f"image id={image['id']!r}",
                 "image_id": image["id"],
                 "claimed_width": image["width"],
                 "claimed_height": image["height"],
@@ -186,7 +186,7 @@ def _coco(root: Path, split: str, options: dict[str, Any], *, keypoints: bool) -
         )
 
     for index, ann in enumerate(coco["annotations"]):
-        record = f"annotation id={ann.get('id') if isinstance(ann, dict) else None}"
+        record = f"annotation id={ann.get('id') if isinstance(ann, dict) else None!r}"
         if not isinstance(ann, dict) or any(k not in ann for k in ("id", "image_id", "category_id", "bbox")):
             dataset.failures.append(
                 Failure(
@@ -202,7 +202,7 @@ def _coco(root: Path, split: str, options: dict[str, Any], *, keypoints: bool) -
         width, height = sizes.get(ann["image_id"], (math.inf, math.inf))
         row = {
             "file": json_name,
-            "record": f"{record} (image id={ann['image_id']})",
+            "record": f"{record} (image id={ann['image_id']!r})",
             "ann_id": ann["id"],
             "image_id": ann["image_id"],
             "category_id": ann["category_id"],

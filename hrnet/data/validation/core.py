@@ -317,7 +317,9 @@ def _run_suites(fmt: str, tables: list[Table], docs_dir: Path | None, root: Path
                 row = frame.loc[index]
                 reason = check.reason
                 if check.detail is not None:
-                    reason = f"{reason}: {row[check.detail]}"
+                    value = row[check.detail]
+                    # an id as repr: the id 1 and the string "1" differ, and the message shows which
+                    reason = f"{reason}: {value!r}" if check.detail.endswith("id") else f"{reason}: {value}"
                 failures.append(Failure(str(row["file"]), row["record"], reason))
     if docs_dir is not None:
         # once for all tables: an UpdateDataDocsAction per checkpoint rebuilt the site (and compiled
