@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the checkpoint file (default: data/checkpoints/<name>/<file>)",
     )
     parser.add_argument(
-        "--out", type=Path, default=None, help="output folder (default: runs/<row>/verify-<source>)"
+        "--out", type=Path, default=None, help="output folder (default: runs/<row>/verify-<checkpoint name>)"
     )
     parser.add_argument("--no-mlflow", action="store_true", help="do not log or register in MLflow")
     parser.add_argument(

@@ -113,7 +113,7 @@ def verify_row(
     mlflow: bool = True,
 ) -> dict[str, Any]:
     """Verify ``row_id`` of ``params`` from the catalogued ``checkpoint``; returns the record
-    written to ``<out>/verified.json`` (default out: ``runs/<row>/verify-<source>``)."""
+    written to ``<out>/verified.json`` (default out: ``runs/<row>/verify-<checkpoint name>``)."""
     from hrnet.data.checkpoints import get_checkpoint
     from hrnet.engine.config import EvalConfig, config_from_mapping, protocol_fields
     from hrnet.engine.evaluate import evaluate_run
