@@ -348,10 +348,12 @@ def download(
         except TransientError as exc:
             delay = next(delays, None)
             if delay is None:
-                raise HRNetError(
-                    f"{url}: giving up after {retry.attempts} attempts: {exc} "
-                    f"(the partial download {part} is kept; run again to resume)"
-                ) from exc
+                kept = (
+                    f"the partial download {part} ({part.stat().st_size} bytes) is kept; run again to resume"
+                    if part.is_file() and part.stat().st_size
+                    else "nothing was downloaded"
+                )
+                raise HRNetError(f"{url}: giving up after {retry.attempts} attempts: {exc} ({kept})") from exc
             sleep(delay)
     algorithm = checksum.algorithm if checksum else "sha256"
     actual = Checksum(algorithm, file_digest(part, algorithm))

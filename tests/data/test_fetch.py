@@ -202,10 +202,12 @@ def test_http_gives_up_after_attempts_and_never_retries_4xx(http_server, tmp_pat
     http_server.files["/toy.tar.gz"] = _good_archive()
     http_server.fail_first = 10
     files = (RemoteFile(f"{http_server.url}/toy.tar.gz", "toy.tar.gz"),)
-    with pytest.raises(HRNetError, match="giving up after 3 attempts"):
+    with pytest.raises(HRNetError, match="giving up after 3 attempts") as err:
         fetch_files("toy", files, out=tmp_path, retry=RetryPolicy(attempts=3, base_delay=0.0))
     assert len(http_server.requests) == 3
     assert not (tmp_path / "toy").exists()
+    # no byte arrived: no partial download is named (there is none, nor its folder)
+    assert "nothing was downloaded" in str(err.value) and not (tmp_path / ".downloads").exists()
 
     http_server.fail_first, http_server.requests[:] = 0, []
     missing = (RemoteFile(f"{http_server.url}/missing.tar.gz", "missing.tar.gz"),)
