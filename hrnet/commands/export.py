@@ -90,9 +90,9 @@ def run(args: argparse.Namespace) -> int:
     if args.mlflow and not (Path(args.model).is_dir() and (Path(args.model) / "mlflow_run.json").is_file()):
         raise HRNetError(f"--mlflow: {args.model} is not a run folder with an MLflow run (mlflow_run.json)")
     if args.mlflow:  # a server that is down fails before the export, not after
-        from hrnet.mlops.tracking import check_server, read_run_file, resolve_tracking_uri
+        from hrnet.mlops.tracking import check_server, read_run_file, recorded_uri, resolve_tracking_uri
 
-        recorded = read_run_file(Path(args.model)).get("tracking_uri")
+        recorded = recorded_uri(read_run_file(Path(args.model)))
         check_server(
             args.tracking_uri or recorded or resolve_tracking_uri(), offline_flag="leave out --mlflow"
         )

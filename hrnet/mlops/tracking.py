@@ -86,6 +86,25 @@ def resolve_tracking_uri(explicit: str | None = None) -> str:
     return explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
+def without_credentials(uri: str) -> str:
+    """``uri`` without a ``user:password@`` part: what the run file records (a run folder is
+    copied, pushed and shared; the password stays in the environment)."""
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.username is None and parsed.password is None:
+        return uri
+    return urllib.parse.urlunparse(parsed._replace(netloc=parsed.netloc.rpartition("@")[2]))
+
+
+def recorded_uri(record: Mapping[str, Any]) -> str | None:
+    """The run file's tracking URI, with the credentials of ``$MLFLOW_TRACKING_URI`` when that
+    names the same server (the run file holds none)."""
+    recorded = record.get("tracking_uri")
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if recorded and env and without_credentials(env) == recorded:
+        return env
+    return recorded
+
+
 def _server_problem(uri: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
     """Why the http(s) tracking server ``uri`` cannot be reached (``None``: it answers, or
     ``uri`` is not an HTTP server: sqlite, file, databricks...)."""
@@ -241,7 +260,11 @@ class Tracker:
                 run_id = run.info.run_id
                 write_json_atomic(
                     run_dir / RUN_FILE,
-                    {"run_id": run_id, "tracking_uri": uri, "experiment_id": experiment_id},
+                    {
+                        "run_id": run_id,
+                        "tracking_uri": without_credentials(uri),
+                        "experiment_id": experiment_id,
+                    },
                     indent=2,
                 )
             else:
@@ -279,7 +302,7 @@ class Tracker:
         """
         run_dir = Path(run_dir)
         record = read_run_file(run_dir)
-        uri = tracking_uri or record.get("tracking_uri") or resolve_tracking_uri()
+        uri = tracking_uri or recorded_uri(record) or resolve_tracking_uri()
         check_server(uri, offline_flag=offline_flag)
         limits = _HttpLimits()
         limits.enter()
@@ -507,7 +530,11 @@ class Tracker:
         """Note in the run file how the training ended, for :meth:`attach` to tell the server."""
         path = self.run_dir / RUN_FILE
         try:
-            record = load_json(path) if path.is_file() else {"run_id": self.run_id, "tracking_uri": self.uri}
+            record = (
+                load_json(path)
+                if path.is_file()
+                else {"run_id": self.run_id, "tracking_uri": without_credentials(self.uri)}
+            )
             record["pending"] = {
                 "status": status,
                 "from_step": since if since is not None and since >= 0 else None,
@@ -808,7 +835,7 @@ def _existing_run(client: MlflowClient, run_dir: Path, uri: str) -> str | None:
     if not path.is_file():
         return None
     record = load_json(path)
-    if not isinstance(record, dict) or record.get("tracking_uri") != uri:
+    if not isinstance(record, dict) or record.get("tracking_uri") != without_credentials(uri):
         return None
     try:
         client.get_run(record["run_id"])

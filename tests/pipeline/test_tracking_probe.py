@@ -82,3 +82,15 @@ def test_register_compares_scores_not_settings_or_timings(tmp_path) -> None:
             HRNetError, match=f"'{key}' is a setting or a count, not a score \\(scores: top1\\)"
         ):
             _metric_value(tmp_path, key)
+
+
+def test_the_run_file_holds_no_password(monkeypatch) -> None:
+    from hrnet.mlops.tracking import recorded_uri, without_credentials
+
+    assert without_credentials("http://zoo:pw@host:5000/x") == "http://host:5000/x"
+    assert without_credentials("sqlite:///mlflow.db") == "sqlite:///mlflow.db"
+    record = {"run_id": "r", "tracking_uri": "http://host:5000"}
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://zoo:pw@host:5000")  # the same server: its credentials
+    assert recorded_uri(record) == "http://zoo:pw@host:5000"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://zoo:pw@other:5000")  # another server: the record's
+    assert recorded_uri(record) == "http://host:5000"
