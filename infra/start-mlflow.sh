@@ -28,8 +28,15 @@ except urllib.error.HTTPError:
     "keep artifacts on disk: MLFLOW_ARTIFACTS_DESTINATION=$ROOT/mlartifacts infra/start-mlflow.sh" >&2
 fi
 
-# the URI without its password, if one was put there (use ~/.pgpass instead)
-backend_shown="$(sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#' <<<"$MLFLOW_BACKEND_STORE_URI")"
+# the URI without its password, if one was put there (use ~/.pgpass instead): the one of
+# user:password@ (an '@' in it included) and a ?password= parameter
+backend_shown="$(python - "$MLFLOW_BACKEND_STORE_URI" <<'PY'
+import re, sys
+uri = sys.argv[1]
+uri = re.sub(r"(://[^:/@?]*):[^?]*@", r"\1:***@", uri)  # to the last @ before any ?
+print(re.sub(r"([?&]password=)[^&]*", r"\1***", uri, flags=re.IGNORECASE))
+PY
+)"
 port_free "$HOST" "$PORT" "mlflow server (MLFLOW_PORT=...)" || exit 1
 echo "starting the MLflow server on http://$HOST:$PORT (backend $backend_shown," \
   "artifacts $MLFLOW_ARTIFACTS_DESTINATION)"

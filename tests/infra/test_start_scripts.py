@@ -281,6 +281,21 @@ def test_a_taken_port_is_refused_before_starting(tmp_path: Path, script: str, po
     assert "starting" not in proc.stdout
 
 
+def test_start_mlflow_never_prints_the_backend_password(tmp_path: Path) -> None:
+    backend = "postgresql://zoo:p@ss/wd@127.0.0.1:1/mlflow?sslmode=disable&password=s3cret"
+    env = script_env(
+        tmp_path, MLFLOW_PORT=str(free_port()), MLFLOW_BACKEND_STORE_URI=backend, START_TIMEOUT="5"
+    )
+    env["MLFLOW_ARTIFACTS_DESTINATION"] = str(tmp_path / "artifacts")
+    proc = subprocess.run(
+        [str(INFRA / "start-mlflow.sh")], env=env, capture_output=True, text=True, timeout=90
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output  # no database there: it does not start
+    assert "backend postgresql://zoo:***@127.0.0.1:1/mlflow?sslmode=disable&password=***" in output, output
+    assert "p@ss" not in output and "s3cret" not in output
+
+
 def test_torchrun_node_without_gpus_runs_one_cpu_process(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
