@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,13 @@ def test_stray_arguments_of_pipeline_are_refused(capsys) -> None:
     assert "did you mean --check?" in capsys.readouterr().err
     assert main(["pipeline", "deps", "train", "--check"]) == 2
     assert "--check goes with pipeline sync" in capsys.readouterr().err
+
+
+def test_another_evaluation_is_never_logged_as_the_runs_own() -> None:
+    from hrnet.commands.evaluate import _logged_as
+
+    run = Path("runs/x")
+    assert _logged_as(run, run) == "eval"
+    assert _logged_as(run, run / "eval") == "eval-eval"
+    assert _logged_as(run, Path("/tmp/evaluation")) == "eval-evaluation"
+    assert _logged_as(run, run / "eval-test") == "eval-test"

@@ -34,8 +34,12 @@ def add_published_arguments(parser: argparse.ArgumentParser, *, model_flag: bool
     group.add_argument("--partial", action="store_true", help="load what fits and report the rest")
 
 
-def published_config(args: argparse.Namespace, model: str | None) -> Any:  # -> TrainConfig
-    """The model and data published weights are evaluated as: a row's, or the flags'."""
+def published_config(
+    args: argparse.Namespace, model: str | None, *, size_is_the_models: bool = True
+) -> Any:  # -> TrainConfig
+    """The model and data published weights are evaluated as: a row's, or the flags'.
+    ``size_is_the_models``: ``--input-size`` sizes the model (not only, as in ``hrnet export``,
+    the example input), so with a row it must agree with the row's."""
     from hrnet.engine.config import config_from_mapping
     from hrnet.errors import HRNetError
 
@@ -46,7 +50,7 @@ def published_config(args: argparse.Namespace, model: str | None) -> Any:  # -> 
         from hrnet.mlops.rows import train_settings
 
         values, _ = train_settings(args.params, args.row)
-        _refuse_unused(args, model, values)
+        _refuse_unused(args, model, values, size_is_the_models=size_is_the_models)
         values = {**values, "device": device, "workers": workers}
         if args.data is not None:
             values["data"] = args.data
@@ -64,22 +68,25 @@ def published_config(args: argparse.Namespace, model: str | None) -> Any:  # -> 
     return config_from_mapping(values, source="command line")
 
 
-def _refuse_unused(args: argparse.Namespace, model: str | None, row: dict[str, Any]) -> None:
+def _refuse_unused(
+    args: argparse.Namespace, model: str | None, row: dict[str, Any], *, size_is_the_models: bool
+) -> None:
     """HRNetError when a model flag given with --params/--row says other than the row: the row
     decides the model, and a flag it overrides silently would be a wrong evaluation."""
     from hrnet.errors import HRNetError
 
     given = {
-        "--model": (model, row.get("model")),
+        "the model name": (model, row.get("model")),
         "--dataset": (args.dataset, row.get("dataset")),
         "--num-classes": (args.num_classes or None, row.get("num_classes")),
-        "--input-size": (args.input_size, row.get("input_size")),
     }
+    if size_is_the_models:
+        given["--input-size"] = (args.input_size, row.get("input_size"))
     for flag, (value, theirs) in given.items():
         if value is None or _as_list(value) == _as_list(theirs):
             continue
         shown = " ".join(map(str, value)) if isinstance(value, list | tuple) else value
-        key = flag.lstrip("-").replace("-", "_")
+        key = "model" if flag == "the model name" else flag.lstrip("-").replace("-", "_")
         raise HRNetError(
             f"{flag} {shown}: the model is the one of {args.params} row {args.row} "
             f"({key}: {'its default' if theirs is None else theirs}); give --params/--row or {flag}, not both"
@@ -94,13 +101,19 @@ def _as_list(value: Any) -> Any:
 
 
 def import_published(
-    args: argparse.Namespace, model: str | None = None, out: Path | None = None
+    args: argparse.Namespace,
+    model: str | None = None,
+    out: Path | None = None,
+    *,
+    size_is_the_models: bool = True,
 ) -> tuple[Path, str]:
     """Load ``args.weights`` (a file or a catalogued checkpoint, fetched once) strictly into the
     configured model, write ``<out>/model.pt``; return the folder and the split it reads."""
     from hrnet.engine.published import import_weights, resolve_weights
 
-    cfg = published_config(args, model if model is not None else getattr(args, "model", None))
+    chosen = model if model is not None else getattr(args, "model", None)
+    # "-": hrnet predict/export's placeholder for "the model of --params/--row"
+    cfg = published_config(args, None if chosen == "-" else chosen, size_is_the_models=size_is_the_models)
     split = getattr(args, "split", "") or cfg.val_split
     weights = resolve_weights(args.weights)
     out = out or args.out or Path("runs") / "published" / (args.row or cfg.model)

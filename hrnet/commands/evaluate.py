@@ -131,7 +131,7 @@ def _logged_as(run_dir: Path, out: Path) -> str:
     if out.resolve() == run_dir.resolve():
         return "eval"
     name = re.sub(r"[^\w.\- ]", "_", out.resolve().name)
-    return name if name.startswith("eval") else f"eval-{name}"
+    return name if name.startswith("eval-") else f"eval-{name}"  # never the run's own "eval"
 
 
 def _protocol(args: argparse.Namespace) -> dict[str, Any]:

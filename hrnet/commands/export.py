@@ -104,7 +104,10 @@ def run(args: argparse.Namespace) -> int:
 
             args.split = ""
             source, _ = import_published(
-                args, model=None if args.model == "-" else args.model, out=Path(tmp) / "published"
+                args,
+                model=None if args.model == "-" else args.model,
+                out=Path(tmp) / "published",
+                size_is_the_models=False,  # --input-size: the example input's size
             )
         elif not Path(args.model).exists():
             raise HRNetError(f"{args.model}: no such run folder or model file (a model name needs --weights)")
@@ -137,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             "warning: the check's random images gave no box above the detector's score threshold, so no "
             "box, score or mask was compared (only that both keep none); compare the file on real images: "
-            f"hrnet evaluate --checkpoint {report.path} beside the same evaluation of {loaded.path}",
+            f"hrnet evaluate --checkpoint {report.path} --out {report.path.with_suffix('')}-eval, beside the "
+            f"same evaluation of {loaded.path}",
             file=sys.stderr,
         )
     elif report.detections_compared is not None:

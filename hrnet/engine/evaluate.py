@@ -240,9 +240,10 @@ def _refuse_replacing(path: Path, ours: dict[str, Any]) -> None:
         return
     try:
         theirs = evaluation_of(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, AttributeError):
-        return  # unreadable: no numbers to lose
-    differs = [k for k in ours if theirs.get(k) != ours[k]]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return  # unreadable or not a metrics mapping: no numbers to lose
+    # a key the file does not record (written before it was recorded) is not a difference
+    differs = [k for k in ours if theirs.get(k) is not None and theirs[k] != ours[k]]
     if not differs:
         return
     what = ", ".join(f"{k} {theirs.get(k)!r} there, {ours[k]!r} here" for k in differs)

@@ -236,6 +236,8 @@ def build_entries(
             other_eval = False
             if row.status == "ready":
                 metrics = load_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
+                if not isinstance(metrics, dict):  # not a metrics.json of ours: no number
+                    metrics = {}
                 if metrics and not _row_evaluation(metrics, row):
                     other_eval, metrics = True, {}  # another split or protocol: not the row's number
                 ours = _metric(metrics, row.metric)

@@ -36,10 +36,11 @@ import math
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -114,7 +115,11 @@ def _server_problem(uri: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
     # credentials in the URI (http://user:password@host) go into a Basic header, as MLflow's
     # client (requests) sends them; urllib would take them for part of the host
     host = parsed.hostname or ""
-    netloc = (f"[{host}]" if ":" in host else host) + (f":{parsed.port}" if parsed.port else "")
+    try:
+        port = parsed.port
+    except ValueError as exc:  # http://host:abc, a port above 65535
+        return f"bad URL: {exc}"
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
     url = urllib.parse.urlunparse(parsed._replace(netloc=netloc)).rstrip("/") + "/health"
     request = urllib.request.Request(url)
     if parsed.username is not None:
@@ -219,6 +224,7 @@ class Tracker:
         self.uri = uri or getattr(client, "tracking_uri", "")
         self._system = None
         self._offline_since: int | None = None  # the step of the first failed call
+        self._opened_at = time.time()  # files of the run folder older than this are not this run's
         self._limits = _HttpLimits()
 
     # -- creating / finding the run --------------------------------------------------------
@@ -269,6 +275,10 @@ class Tracker:
                 )
             else:
                 client.update_run(run_id, status="RUNNING")
+                record = load_json(run_dir / RUN_FILE)
+                if isinstance(record, dict) and "pending" in record:  # that ending is superseded
+                    record.pop("pending")
+                    write_json_atomic(run_dir / RUN_FILE, record, indent=2)
             tracker = cls(client, run_id, run_dir, uri)
             tracker._limits = limits
             logged = client.get_run(run_id).data.params
@@ -327,7 +337,10 @@ class Tracker:
         pending = record["pending"]
         status = str(pending.get("status", "FINISHED"))
         since = pending.get("from_step")
-        restored = self._restore_history(since if isinstance(since, int) else None)
+        # history.json is written when a training ends well: a FAILED/KILLED one left an older one
+        restored = (
+            self._restore_history(since if isinstance(since, int) else None) if status == "FINISHED" else 0
+        )
         self._call("closing the run", lambda: self.client.set_terminated(self.run_id, status=status))
         if self.offline:
             return  # still pending: the next evaluate/register tries again
@@ -343,7 +356,6 @@ class Tracker:
     def _restore_history(self, since: int | None) -> int:
         """Log the step metrics of ``history.json`` from step ``since`` on (all steps when None)
         that the run does not hold yet; returns the number of steps logged."""
-        import time
 
         path = self.run_dir / "history.json"
         if not path.is_file():
@@ -417,7 +429,6 @@ class Tracker:
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         """Numeric, finite values of ``metrics`` at ``step`` (others are skipped). Never
         raises: used as the training loop's ``log`` callback."""
-        import time
 
         now = int(time.time() * 1000)
         batch = [
@@ -557,8 +568,10 @@ class Tracker:
         since = self._offline_since
         self._offline_since = None
         self.set_tags({"hrnet.metrics_incomplete": f"from step {since}" if since and since >= 0 else "true"})
-        # the steps the server missed are in history.json once training has ended
-        self._restore_history(since if since is not None and since >= 0 else None)
+        # the steps the server missed are in history.json once this training has written it
+        history = self.run_dir / "history.json"
+        if history.is_file() and history.stat().st_mtime >= self._opened_at:
+            self._restore_history(since if since is not None and since >= 0 else None)
         return not self.offline
 
     def _start_system_metrics(self, uri: str) -> None:
@@ -600,12 +613,14 @@ def register(
     alias: str = CHAMPION,
     tags: Mapping[str, str] | None = None,
     always: bool = False,
+    also: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Register the run's model as a version of ``name``; move ``@champion`` (or ``alias``) to
     it only when its ``metric`` (a key of ``run_dir/metrics.json``, dots for nested keys) beats
     the current holder's (``mode`` max or min), or with ``always`` in any case (``@published``:
-    the latest verified published checkpoint); ``tags`` go on the version. Writes and returns
-    ``run_dir/registered.json``.
+    the latest verified published checkpoint); the aliases ``also`` move to it in any case
+    (``@published_<source>``: each publisher's latest); ``tags`` go on the version. Writes and
+    returns ``run_dir/registered.json``.
 
     Registering the same run again reuses its version. The model is uploaded first when the
     run lacks it (the server was down when training ended).
@@ -635,6 +650,7 @@ def register(
             alias=alias,
             tags=tags or {},
             always=always,
+            also=also,
         )
     except HRNetError:
         raise
@@ -655,6 +671,7 @@ def _register(
     alias: str,
     tags: Mapping[str, str],
     always: bool = False,
+    also: Sequence[str] = (),
 ) -> dict[str, Any]:
     client, run_id = tracker.client, tracker.run_id
     source = f"runs:/{run_id}/{MODEL_ARTIFACT}"
@@ -675,6 +692,8 @@ def _register(
     better = champion_value is None or (value > champion_value if mode == "max" else value < champion_value)
     if better or always:
         client.set_registered_model_alias(name, alias, version.version)
+    for other in also:
+        client.set_registered_model_alias(name, other, version.version)
     record = {
         "name": name,
         "version": int(version.version),
@@ -690,6 +709,7 @@ def _register(
         else {"version": int(champion_version), "value": champion_value},
         "uri": f"models:/{name}/{version.version}",
         "alias": alias,
+        "also": list(also),
     }
     tracker.set_tags({"registered_model": f"{name}/{version.version}"})
     write_json_atomic(run_dir / "registered.json", record, indent=2)

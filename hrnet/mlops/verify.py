@@ -24,6 +24,7 @@ __all__ = [
     "PUBLISHED",
     "TOLERANCE",
     "checkpoint_file",
+    "published_alias",
     "row_checkpoints",
     "source_slug",
     "verify_row",
@@ -65,6 +66,12 @@ def row_checkpoints(suite: Suite) -> dict[str, tuple[BenchmarkRow, Any]]:
                 key = f"{row.id}_{source_slug(c.name)}"
             out[key] = (row, c)
     return out
+
+
+def published_alias(source: str) -> str:
+    """The registry alias of a publisher's latest verified checkpoint of a row
+    (``published_mmpretrain``, ``published_timm``); ``published`` is the latest of any."""
+    return f"{PUBLISHED}_{source_slug(source)}"
 
 
 def source_slug(text: str) -> str:
@@ -162,7 +169,10 @@ def verify_row(
         progress=launch.progress,
     )
     # a row scored on another dataset: its evaluate.dataset's root and format (rows.py)
-    metrics = evaluate_run(out, ecfg, out_dir=out, data=protocol.get("data"), dataset=protocol.get("dataset"))
+    # the folder is this checkpoint's verification: a row whose protocol changed is verified anew
+    metrics = evaluate_run(
+        out, ecfg, out_dir=out, data=protocol.get("data"), dataset=protocol.get("dataset"), replace=True
+    )
     raw = metrics.get(entry.metric)
     unit = next((p.unit for p in row.published if p.metric == entry.metric), "%")
     ours = float(raw) * (100.0 if unit == "%" else 1.0) if isinstance(raw, int | float) else None
@@ -232,6 +242,7 @@ def _register(
         alias=PUBLISHED,
         tags={f"published.{k}": str(v) for k, v in provenance.items()},
         always=True,
+        also=(published_alias(record["source"]),),
     )
     return str(result.get("uri", ""))
 

@@ -221,6 +221,11 @@ def load_tensors_only(path: str | os.PathLike[str]) -> object:
     except Exception as exc:  # unpickling errors come in many types
         with open(name, "rb") as f:
             head = f.read(8)
+        if head.startswith(b"PK\x03\x04") and not zipfile.is_zipfile(name):  # no central directory
+            raise HRNetError(
+                f"{name}: a truncated or corrupt torch.save archive (a zip without its end: an interrupted "
+                "download or copy?); fetch or copy it again"
+            ) from None
         if not (zipfile.is_zipfile(name) or head[:1] == b"\x80"):  # torch.save: a zip, or a pickle
             raise HRNetError(
                 f"{name}: not a PyTorch checkpoint (neither a torch.save archive nor a pickle; it starts "

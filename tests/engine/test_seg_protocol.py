@@ -392,7 +392,7 @@ def test_model_flags_that_contradict_the_row_are_refused() -> None:
     row += ["--row", "seg_pascal_context_w48_40k"]
     parser = build_parser()
     for flags, expected in (
-        (["--model", "fcn_hrnetv2_w18"], "--model fcn_hrnetv2_w18: .* \\(model: fcn_hrnetv2_w48\\)"),
+        (["--model", "fcn_hrnetv2_w18"], "the model name fcn_hrnetv2_w18: .* \\(model: fcn_hrnetv2_w48\\)"),
         (["--dataset", "ade20k"], "--dataset ade20k: .*\\(dataset: pascal_context\\)"),
         (["--num-classes", "59"], "--num-classes 59: .*\\(num_classes: 60\\)"),
         (["--input-size", "512"], "--input-size 512: .*\\(input_size: \\[480, 480\\]\\)"),
@@ -404,3 +404,12 @@ def test_model_flags_that_contradict_the_row_are_refused() -> None:
         [*row, "--model", "fcn_hrnetv2_w48", "--input-size", "480", "--num-classes", "60"]
     )
     assert published_config(same, same.model).model == "fcn_hrnetv2_w48"
+    # hrnet predict/export: "-" is the row's model; export's --input-size is the example's size
+    from hrnet.commands._published import import_published
+
+    for command in (["predict", "-", "images/", "--out", "o"], ["export", "-", "--out", "x.onnx"]):
+        args = parser.parse_args([*command, *row[1:]])
+        with pytest.raises(HRNetError, match=r"w\.pth"):  # past the model check: the file is looked for
+            import_published(args, model=None, out=Path("unused"))
+    exported = parser.parse_args(["export", "-", "--out", "x.onnx", *row[1:], "--input-size", "512", "512"])
+    assert published_config(exported, None, size_is_the_models=False).model == "fcn_hrnetv2_w48"

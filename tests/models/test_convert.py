@@ -288,6 +288,11 @@ def test_read_checkpoint_errors(tmp_path: Path) -> None:
     with pytest.raises(HRNetError, match=r"page\.pth: not a PyTorch checkpoint .*b'<html>No'") as err:
         read_checkpoint(tmp_path / "page.pth")
     assert "weights_only" not in str(err.value)
+    whole = tmp_path / "whole.pt"
+    torch.save({"w": torch.zeros(1000)}, whole)
+    (tmp_path / "half.pt").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])  # an interrupted copy
+    with pytest.raises(HRNetError, match=r"half\.pt: a truncated or corrupt torch\.save archive"):
+        read_checkpoint(tmp_path / "half.pt")
     (tmp_path / "corrupt.pt").write_bytes(b"\x80\x02garbage")
     with pytest.raises(
         HRNetError, match=r"corrupt\.pt: a corrupt or unreadable PyTorch file \(Unsupported operand"

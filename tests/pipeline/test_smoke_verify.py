@@ -33,7 +33,7 @@ def test_published_checkpoints_of_every_layout_verify_and_register(tmp_path) -> 
     from mlflow.tracking import MlflowClient
 
     from hrnet.mlops.rows import load_suite
-    from hrnet.mlops.verify import row_checkpoints
+    from hrnet.mlops.verify import published_alias, row_checkpoints
 
     work, out = tmp_path / "work", tmp_path / "out"
     results = run_smoke([], root=ROOT, work=work, out=out, verify=list(ONE_PER_LAYOUT), progress=True)
@@ -57,6 +57,10 @@ def test_published_checkpoints_of_every_layout_verify_and_register(tmp_path) -> 
         assert record["file_sha256"] == hashlib.sha256(fetched.read_bytes()).hexdigest()
         assert record["file_is_published"] == ("no" if entry.sha256 else "unknown")
         assert mv.tags["published.file_sha256"] == record["file_sha256"]
+        # each publisher's latest verified checkpoint of the row keeps an alias of its own
+        assert int(client.get_model_version_by_alias(name, published_alias(entry.source)).version) == int(
+            version
+        )
         latest[name] = max(latest.get(name, 0), int(version))
     for name, version in latest.items():  # @published: the latest verified checkpoint of the row
         assert int(client.get_model_version_by_alias(name, "published").version) == version

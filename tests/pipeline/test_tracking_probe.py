@@ -94,3 +94,32 @@ def test_the_run_file_holds_no_password(monkeypatch) -> None:
     assert recorded_uri(record) == "http://zoo:pw@host:5000"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://zoo:pw@other:5000")  # another server: the record's
     assert recorded_uri(record) == "http://host:5000"
+
+
+def test_a_bad_port_is_a_named_problem_not_a_traceback() -> None:
+    assert _server_problem("http://127.0.0.1:abc").startswith("bad URL")
+    with pytest.raises(HRNetError, match="does not answer \\(bad URL"):
+        check_server("http://127.0.0.1:99999")
+
+
+def test_a_resumed_run_is_not_closed_again_by_its_old_ending(tmp_path) -> None:
+    """The server was down when a training was killed (``pending`` in the run file); the
+    training resumed on the same run and finished: the next evaluate must not mark it KILLED."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    from hrnet.mlops.tracking import RUN_FILE, Tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    first = Tracker.start(run_dir, params={"lr": 0.1}, row="r", tracking_uri=uri)
+    first._record_pending("KILLED", 5)
+    first.close()
+    assert json.loads((run_dir / RUN_FILE).read_text())["pending"]["status"] == "KILLED"
+    again = Tracker.start(run_dir, params={"lr": 0.1}, row="r", tracking_uri=uri, resume=True)
+    assert again.run_id == first.run_id and "pending" not in json.loads((run_dir / RUN_FILE).read_text())
+    again.finish("FINISHED")
+    Tracker.attach(run_dir, uri).close()  # what evaluate and register do
+    assert MlflowClient(uri).get_run(first.run_id).info.status == "FINISHED"
