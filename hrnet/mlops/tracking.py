@@ -204,6 +204,11 @@ def _artifact_timeout() -> Iterator[None]:
         yield
 
 
+def _loggable(value: Any) -> bool:
+    """A number MLflow takes as a metric value: an int or float (not a bool), finite."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _warn(message: str) -> None:
     from hrnet.errors import coloured
 
@@ -356,7 +361,6 @@ class Tracker:
     def _restore_history(self, since: int | None) -> int:
         """Log the step metrics of ``history.json`` from step ``since`` on (all steps when None)
         that the run does not hold yet; returns the number of steps logged."""
-
         path = self.run_dir / "history.json"
         if not path.is_file():
             return 0
@@ -383,7 +387,7 @@ class Tracker:
             Metric(k, float(v), now, h["step"])
             for h in missing
             for k, v in h.items()
-            if k != "step" and isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            if k != "step" and _loggable(v)
         ]
         for start in range(0, len(batch), 1000):  # MLflow's limit per log_batch
             chunk = batch[start : start + 1000]
@@ -431,11 +435,7 @@ class Tracker:
         raises: used as the training loop's ``log`` callback."""
 
         now = int(time.time() * 1000)
-        batch = [
-            Metric(k, float(v), now, step)
-            for k, v in metrics.items()
-            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-        ]
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if _loggable(v)]
         if batch:
             self._call("logging metrics", lambda: self.client.log_batch(self.run_id, metrics=batch), step)
 

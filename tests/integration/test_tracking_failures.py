@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,38 +95,52 @@ def test_train_evaluate_register_fail_fast_when_the_server_is_down(digits: Path,
         assert ("--no-mlflow" in proc.stderr) == offline, proc.stderr
 
 
+def start_training(tmp_path: Path, run: Path, flags: list[str]) -> tuple[subprocess.Popen, Any]:
+    """``hrnet train --out run FLAGS`` in a session of its own, its output in train.log."""
+    log = (tmp_path / "train.log").open("w")
+    train = subprocess.Popen(
+        [sys.executable, "-m", "hrnet.cli", "train", "--out", str(run), *flags],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return train, log
+
+
+def wait_until_logged(
+    train: subprocess.Popen, run: Path, uri: str, steps: int, *, checkpoint: bool = False
+) -> str:
+    """The MLflow run id, once the training has logged ``steps`` losses to the server (and,
+    with ``checkpoint``, written checkpoints/last.pt); fails when it exits first or takes 120 s."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    log = run.parent / "train.log"
+    deadline = time.monotonic() + 120
+    while True:
+        record = run / "mlflow_run.json"
+        if record.is_file() and (not checkpoint or (run / "checkpoints" / "last.pt").is_file()):
+            run_id = json.loads(record.read_text())["run_id"]
+            if len(client.get_metric_history(run_id, "train/loss")) >= steps:
+                return run_id
+        assert train.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.5)
+
+
 def test_training_survives_the_server_dying(digits: Path, tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
     run = tmp_path / "run"
     (tmp_path / "mlflow").mkdir()
     with mlflow_server(tmp_path / "mlflow") as (uri, server):
-        log = (tmp_path / "train.log").open("w")
-        train = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "hrnet.cli", "train", "--out", str(run)),
-                *train_flags(digits, 400),
-                *("--tracking-uri", uri, "--row", "dying"),
-            ],
-            cwd=tmp_path,
-            env=cli_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        flags = [*train_flags(digits, 400), "--tracking-uri", uri, "--row", "dying"]
+        train, log = start_training(tmp_path, run, flags)
         try:
             # wait until training logs metrics to the server, then kill the server
-            client = MlflowClient(uri)
-            deadline = time.monotonic() + 120
-            while True:
-                record = run / "mlflow_run.json"
-                if record.is_file():
-                    run_id = json.loads(record.read_text())["run_id"]
-                    if len(client.get_metric_history(run_id, "train/loss")) >= 3:
-                        break
-                assert train.poll() is None, (tmp_path / "train.log").read_text()
-                assert time.monotonic() < deadline, (tmp_path / "train.log").read_text()
-                time.sleep(0.5)
+            run_id = wait_until_logged(train, run, uri, 3)
             stop_group(server)
             killed_at = time.monotonic()
             code = train.wait(timeout=300)
@@ -173,30 +188,11 @@ def test_a_terminated_training_marks_its_run_killed(digits: Path, tmp_path: Path
     run = tmp_path / "run"
     (tmp_path / "mlflow").mkdir()
     with mlflow_server(tmp_path / "mlflow") as (uri, _):
-        log = (tmp_path / "train.log").open("w")
-        train = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "hrnet.cli", "train", "--out", str(run)),
-                *train_flags(digits, 400),
-                *("--checkpoint-every", "2", "--tracking-uri", uri, "--row", "terminated"),
-            ],
-            cwd=tmp_path,
-            env=cli_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        flags = [*train_flags(digits, 400), "--checkpoint-every", "2", "--tracking-uri", uri]
+        train, log = start_training(tmp_path, run, [*flags, "--row", "terminated"])
         try:
             client = MlflowClient(uri)
-            deadline = time.monotonic() + 120
-            while True:
-                record = run / "mlflow_run.json"
-                if record.is_file() and (run / "checkpoints" / "last.pt").is_file():
-                    run_id = json.loads(record.read_text())["run_id"]
-                    if client.get_metric_history(run_id, "train/loss"):
-                        break
-                assert train.poll() is None, (tmp_path / "train.log").read_text()
-                assert time.monotonic() < deadline, (tmp_path / "train.log").read_text()
-                time.sleep(0.5)
+            run_id = wait_until_logged(train, run, uri, 1, checkpoint=True)
             train.terminate()
             code = train.wait(timeout=60)
         finally:
