@@ -169,23 +169,23 @@ def run(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt while training (main thread only), so the MLflow run is
-    marked KILLED instead of staying RUNNING when the process is terminated."""
+    """SIGTERM and Ctrl-C raise KeyboardInterrupt while training (main thread only), after the
+    checkpoint being written, if any, is in place; so the MLflow run is marked KILLED instead of
+    staying RUNNING when the process is terminated."""
     import signal
     import threading
+
+    from hrnet.engine.checkpoint import interrupt
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def _interrupt(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _start_tracking(

@@ -29,6 +29,20 @@ CHECKPOINT_FORMAT = "hrnet-zoo/checkpoint/1"
 MODEL_FORMAT = "hrnet-zoo/model/1"
 
 
+# a save in progress and the signal that arrived during it (see interrupt)
+_SAVING = {"depth": 0, "signal": None}
+
+
+def interrupt(signum: int, _frame: object) -> None:
+    """A signal handler (SIGINT, SIGTERM) raising KeyboardInterrupt: at once, or, while
+    :func:`save_atomic` writes, as soon as the file is in place (an interrupt inside
+    ``torch.save``'s zip writer turns into its RuntimeError and a traceback)."""
+    if _SAVING["depth"]:
+        _SAVING["signal"] = signum
+        return
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def save_atomic(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then ``os.replace`` onto ``path``.
 
@@ -37,6 +51,7 @@ def save_atomic(obj: Any, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = temporary_sibling(path)
+    _SAVING["depth"] += 1
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
@@ -47,6 +62,11 @@ def save_atomic(obj: Any, path: str | Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    finally:
+        _SAVING["depth"] -= 1
+    if not _SAVING["depth"] and _SAVING["signal"] is not None:  # deferred by interrupt()
+        signum, _SAVING["signal"] = _SAVING["signal"], None
+        raise KeyboardInterrupt(f"signal {signum}")
 
 
 def load(path: str | Path, *, expect: str | None = None) -> dict[str, Any]:

@@ -410,6 +410,31 @@ def test_init_from_a_task_checkpoint_reinitialises_only_the_class_layers(
         train(other, out_dir=tmp_path / "other", progress=False)
 
 
+def test_a_signal_during_a_checkpoint_write_waits_for_the_file(tmp_path, monkeypatch) -> None:
+    """SIGTERM inside torch.save (its zip writer would turn the interrupt into a RuntimeError and
+    a half-written temporary file): the checkpoint is put in place first, then the interrupt."""
+    import os
+
+    real_save = torch.save
+
+    def save_and_get_terminated(obj, f):
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler runs here, mid-write
+        real_save(obj, f)
+
+    monkeypatch.setattr(torch, "save", save_and_get_terminated)
+    previous = signal.signal(signal.SIGTERM, ckpt.interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="signal 15"):
+            ckpt.save_atomic({"w": torch.ones(3)}, tmp_path / "last.pt")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(tmp_path / "last.pt", weights_only=True)["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
+    with pytest.raises(KeyboardInterrupt):  # outside a save: at once
+        ckpt.interrupt(signal.SIGTERM, None)
+
+
 def test_a_refused_resume_keeps_the_runs_config(tiny_folder, tmp_path, capsys) -> None:
     run = tmp_path / "run"
     assert main(["train", "--out", str(run), *tiny_train_flags(tiny_folder), "--iters", "2"]) == 0
